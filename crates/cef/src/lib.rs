@@ -1,0 +1,1 @@
+//! KATA-compatible CEF over syslog (work in progress).
