@@ -930,6 +930,18 @@ impl Runner {
             }
             metrics::gauge!(metric::ADDRESS_UP, "address" => addr.to_string()).set(1.0);
         }
+        self.publish_counters();
+    }
+
+    /// Cheap status refresh for the hot path: counters and watermark only.
+    fn publish_counters(&self) {
+        if let Ok(mut s) = self.status.lock() {
+            s.confirmed_up_to = self.confirmed_up_to;
+            s.unconfirmed = self.pending.len();
+            s.sent = self.counters.sent;
+            s.confirmed = self.counters.confirmed;
+            s.resent = self.counters.resent;
+        }
     }
 }
 
