@@ -917,6 +917,8 @@ impl Runner {
         if let Some(seq) = last {
             if self.confirmed_up_to.is_none_or(|c| c < seq) {
                 self.confirmed_up_to = Some(seq);
+                // Status first, so a reader woken by the watermark sees matching counters.
+                self.publish_counters();
                 self.confirmed_tx.send_replace(Some(seq));
             }
             if self
