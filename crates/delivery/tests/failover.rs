@@ -226,3 +226,67 @@ async fn tcp_black_hole_fails_over_within_five_seconds_without_loss() -> Result<
     let o = stream_and_kill(Protocol::Tcp, Death::BlackHole, 8000, 1).await?;
     check(&o, Protocol::Tcp, Duration::from_secs(5))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_icmp_port_unreachable_triggers_failover() -> Result<()> {
+    let net = LoopbackNet::random();
+    let ips = [net.ip(21), net.ip(22)];
+    let port = common_port(&ips);
+    let mut siems = Vec::new();
+    for ip in ips {
+        siems.push(Rsyslog::start(Receiver::Udp, SocketAddr::new(ip, port))?);
+    }
+    let records: Vec<(&str, IpAddr)> = ips.iter().map(|ip| ("siem.test", *ip)).collect();
+    let dns = Dnsmasq::start(net.ip(53), &records, 60)?;
+    let mut config = DeliveryConfig::new("siem.test", port, Protocol::Udp);
+    config.nameservers = vec![dns.addr];
+    let engine = DeliveryEngine::start(config)?;
+    let send = |seq: u64| {
+        let m = Message {
+            seq,
+            bytes: Bytes::from(cef_message(seq, 500)),
+        };
+        let engine = &engine;
+        async move { engine.send(m).await }
+    };
+    send(1).await?;
+    wait_for("first datagram", Duration::from_secs(10), || {
+        siems.iter().any(|s| !s.lines().is_empty())
+    })
+    .await?;
+    let victim = engine.status().current.unwrap();
+    let idx = siems.iter().position(|s| s.addr == victim).unwrap();
+    siems[idx].kill();
+    // Datagrams to the dead port draw ICMP port-unreachable; the connected socket reports it
+    // and the engine moves on. Datagrams sent before that are lost: UDP is unconfirmable.
+    let mut seq = 1;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !engine
+        .status()
+        .last_failover
+        .is_some_and(|f| f.from == victim)
+    {
+        ensure!(
+            Instant::now() < deadline,
+            "no failover: {:?}",
+            engine.status()
+        );
+        seq += 1;
+        send(seq).await?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let fo = engine.status().last_failover.unwrap();
+    println!("UDP failover after {} datagrams: {}", seq - 1, fo.reason);
+    ensure!(fo.reason.contains("refused"), "{}", fo.reason);
+    let survivor = &siems[1 - idx];
+    let next = seq + 1;
+    send(next).await?;
+    wait_for(
+        "the next address to receive",
+        Duration::from_secs(10),
+        || survivor.lines().iter().any(|l| event_id(l) == Some(next)),
+    )
+    .await?;
+    engine.shutdown(Duration::from_secs(2)).await;
+    Ok(())
+}

@@ -162,6 +162,8 @@ pub struct TestPki {
     pub ca_pem: String,
     pub server_cert_pem: String,
     pub server_key_pem: String,
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
 }
 
 impl TestPki {
@@ -170,9 +172,10 @@ impl TestPki {
         let ca_key = rcgen::KeyPair::generate()?;
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "siem-relay test CA");
+        ca_params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("siem-relay test CA {:x}", random_u64()),
+        );
         let ca = ca_params.self_signed(&ca_key)?;
         let issuer = rcgen::Issuer::new(ca_params, ca_key);
         let key = rcgen::KeyPair::generate()?;
@@ -181,10 +184,19 @@ impl TestPki {
             .distinguished_name
             .push(rcgen::DnType::CommonName, name);
         let cert = params.signed_by(&key, &issuer)?;
+        let client_key = rcgen::KeyPair::generate()?;
+        let mut client_params = rcgen::CertificateParams::new(vec!["relay-1.test".to_string()])?;
+        client_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "relay-1.test");
+        client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let client = client_params.signed_by(&client_key, &issuer)?;
         Ok(Self {
             ca_pem: ca.pem(),
             server_cert_pem: cert.pem(),
             server_key_pem: key.serialize_pem(),
+            client_cert_pem: client.pem(),
+            client_key_pem: client_key.serialize_pem(),
         })
     }
 }
@@ -195,6 +207,8 @@ pub enum Receiver<'a> {
     Tcp,
     Udp,
     Tls(&'a TestPki),
+    /// TLS requiring a client certificate signed by the test CA.
+    TlsMutual(&'a TestPki),
     Relp,
 }
 
@@ -236,7 +250,12 @@ impl Rsyslog {
                      input(type=\"imrelp\" address=\"{ip}\" port=\"{port}\" ruleset=\"r\" maxDataSize=\"64k\")\n"
                 )
             }
-            Receiver::Tls(pki) => {
+            Receiver::Tls(pki) | Receiver::TlsMutual(pki) => {
+                let auth = if matches!(kind, Receiver::TlsMutual(_)) {
+                    "x509/certvalid"
+                } else {
+                    "anon"
+                };
                 std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem)?;
                 std::fs::write(dir.path().join("cert.pem"), &pki.server_cert_pem)?;
                 std::fs::write(dir.path().join("key.pem"), &pki.server_key_pem)?;
@@ -246,7 +265,7 @@ impl Rsyslog {
                 ));
                 format!(
                     "module(load=\"imtcp\" maxSessions=\"200\" streamDriver.name=\"gtls\" \
-                     streamDriver.mode=\"1\" streamDriver.authMode=\"anon\")\n\
+                     streamDriver.mode=\"1\" streamDriver.authMode=\"{auth}\")\n\
                      input(type=\"imtcp\" address=\"{ip}\" port=\"{port}\" ruleset=\"r\")\n"
                 )
             }
