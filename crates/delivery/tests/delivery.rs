@@ -167,3 +167,36 @@ async fn udp_reaches_rsyslog_byte_exact_one_datagram_per_message() -> Result<()>
     engine.shutdown(Duration::from_secs(2)).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconfigure_moves_to_a_new_siem_and_protocol_keeping_order() -> Result<()> {
+    let net = LoopbackNet::random();
+    let a_addr = SocketAddr::new(net.ip(60), free_port(net.ip(60)));
+    let b_addr = SocketAddr::new(net.ip(61), free_port(net.ip(61)));
+    let a = Rsyslog::start(Receiver::Tcp, a_addr)?;
+    let b = Rsyslog::start(Receiver::Relp, b_addr)?;
+    // IP literal hosts: no DNS at all.
+    let engine = DeliveryEngine::start(DeliveryConfig::new(
+        a_addr.ip().to_string(),
+        a_addr.port(),
+        Protocol::Tcp,
+    ))?;
+    let first = send_all(&engine, &(1..=50).collect::<Vec<_>>(), |_| 400).await?;
+    engine
+        .reconfigure(DeliveryConfig::new(
+            b_addr.ip().to_string(),
+            b_addr.port(),
+            Protocol::Relp,
+        ))
+        .await?;
+    let second = send_all(&engine, &(51..=100).collect::<Vec<_>>(), |_| 400).await?;
+    wait_for("both receivers to write", Duration::from_secs(10), || {
+        a.lines().len() >= 50 && b.lines().len() >= 50
+    })
+    .await?;
+    ensure!(a.lines() == first, "A holds the first 50 in order");
+    ensure!(b.lines() == second, "B holds the last 50 in order");
+    ensure!(engine.status().current == Some(b_addr));
+    engine.shutdown(Duration::from_secs(2)).await;
+    Ok(())
+}
