@@ -1,0 +1,520 @@
+//! Typed builders: an alert, an activity-log record, a heartbeat. Each checks keys against the
+//! catalogue, leaves out empty values, and writes keys in the catalogue's order.
+
+use std::borrow::Cow;
+
+use crate::catalogue::{
+    self, ACTIVITY_AREAS, ACTIVITY_KEYS, DEFAULT_PRODUCT_VERSION, HEARTBEAT, HEARTBEAT_COMPONENTS,
+    TypeSpec,
+};
+use crate::error::BuildError;
+use crate::record::{Field, Importance, Record};
+use crate::time::{RtFormat, format_rt};
+
+/// Values for a fixed list of keys, one slot per key.
+#[derive(Debug, Clone)]
+struct Slots {
+    token: &'static str,
+    keys: &'static [&'static str],
+    values: Vec<Option<String>>,
+}
+
+impl Slots {
+    fn new(token: &'static str, keys: &'static [&'static str]) -> Self {
+        Self {
+            token,
+            keys,
+            values: vec![None; keys.len()],
+        }
+    }
+
+    fn set(&mut self, key: &str, value: String) -> Result<(), BuildError> {
+        let i =
+            self.keys
+                .iter()
+                .position(|k| *k == key)
+                .ok_or_else(|| BuildError::KeyNotAllowed {
+                    token: self.token,
+                    key: key.to_owned(),
+                })?;
+        self.values[i] = (!value.is_empty()).then_some(value);
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        let i = self.keys.iter().position(|k| *k == key)?;
+        self.values[i].as_deref()
+    }
+
+    /// The set values in catalogue order, as fields; `override_key` replaces one value.
+    fn fields(&self, override_key: Option<(&'static str, &str)>) -> Vec<Field> {
+        self.keys
+            .iter()
+            .zip(&self.values)
+            .filter_map(|(k, v)| {
+                let value = match override_key {
+                    Some((ok, ov)) if ok == *k => Some(ov),
+                    _ => v.as_deref(),
+                }?;
+                (!value.is_empty()).then(|| Field {
+                    key: Cow::Borrowed(*k),
+                    value: value.to_owned(),
+                })
+            })
+            .collect()
+    }
+}
+
+fn header_text(
+    field: &'static str,
+    value: Cow<'static, str>,
+) -> Result<Cow<'static, str>, BuildError> {
+    if value.contains(['\r', '\n']) {
+        Err(BuildError::HeaderLineBreak { field })
+    } else {
+        Ok(value)
+    }
+}
+
+/// Builds an alert of a catalogue type.
+///
+/// ```
+/// use cef::{AlertBuilder, Importance};
+/// let alert = AlertBuilder::new("file_web", Importance::High)?
+///     .with("dvchost", "relay-1")?
+///     .with("suser", "")? // empty values are left out
+///     .build()?;
+/// assert_eq!(alert.to_cef_string(),
+///     "CEF:0|AO Kaspersky Lab|Kaspersky Anti Targeted Attack Platform|5.0.0-5201|file_web|\
+///      File from web detected|High|dvchost=relay-1");
+/// assert!(AlertBuilder::new("file_web", Importance::High)?.with("fname", "x").is_err());
+/// # Ok::<(), cef::BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct AlertBuilder {
+    spec: &'static TypeSpec,
+    importance: Importance,
+    version: Cow<'static, str>,
+    slots: Slots,
+    ioa_rules: Vec<String>,
+}
+
+impl AlertBuilder {
+    /// Starts an alert of the type `token` (see [`catalogue::ALERT_TYPES`]).
+    pub fn new(token: &str, importance: Importance) -> Result<Self, BuildError> {
+        let spec = catalogue::alert_type(token).ok_or_else(|| BuildError::UnknownAlertType {
+            token: token.to_owned(),
+        })?;
+        Ok(Self {
+            spec,
+            importance,
+            version: Cow::Borrowed(DEFAULT_PRODUCT_VERSION),
+            slots: Slots::new(spec.token, spec.keys),
+            ioa_rules: Vec::new(),
+        })
+    }
+
+    /// The catalogue entry of this alert's type.
+    pub fn spec(&self) -> &'static TypeSpec {
+        self.spec
+    }
+
+    /// Sets the product version in the header (default [`DEFAULT_PRODUCT_VERSION`]).
+    pub fn product_version(
+        mut self,
+        version: impl Into<Cow<'static, str>>,
+    ) -> Result<Self, BuildError> {
+        self.version = header_text("device_version", version.into())?;
+        Ok(self)
+    }
+
+    /// Sets a key's value; an empty value removes the key. Fails if the type does not allow the
+    /// key.
+    pub fn set(&mut self, key: &str, value: impl Into<String>) -> Result<(), BuildError> {
+        self.slots.set(key, value.into())
+    }
+
+    /// [`AlertBuilder::set`] for chaining.
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Result<Self, BuildError> {
+        self.set(key, value)?;
+        Ok(self)
+    }
+
+    /// Sets `rt` from epoch milliseconds in the given format.
+    pub fn with_rt(self, epoch_ms: i64, format: RtFormat) -> Result<Self, BuildError> {
+        self.with("rt", format_rt(epoch_ms, format))
+    }
+
+    /// Adds a matched IOA rule (for types that become one message per rule, e.g. `taaScanning`).
+    pub fn with_ioa_rule(mut self, rule: impl Into<String>) -> Result<Self, BuildError> {
+        if !self.spec.one_message_per_rule {
+            return Err(BuildError::MultiMessage {
+                token: self.spec.token,
+                reason: "IOA rules apply only to types that split per rule",
+            });
+        }
+        let rule = rule.into();
+        if !rule.is_empty() {
+            self.ioa_rules.push(rule);
+        }
+        Ok(self)
+    }
+
+    /// The value set for `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.slots.get(key)
+    }
+
+    fn record(&self, extension: Vec<Field>) -> Record {
+        Record {
+            vendor: Cow::Borrowed(catalogue::VENDOR),
+            product: Cow::Borrowed(catalogue::PRODUCT),
+            version: self.version.clone(),
+            type_token: Cow::Borrowed(self.spec.token),
+            name: Cow::Borrowed(self.spec.name),
+            severity: Cow::Borrowed(self.importance.as_str()),
+            extension,
+        }
+    }
+
+    /// Builds the single message of an alert. Types that split per IOA rule must use
+    /// [`AlertBuilder::build_messages`].
+    pub fn build(self) -> Result<Record, BuildError> {
+        if self.spec.one_message_per_rule {
+            return Err(BuildError::MultiMessage {
+                token: self.spec.token,
+                reason: "use build_messages",
+            });
+        }
+        Ok(self.record(self.slots.fields(None)))
+    }
+
+    /// Builds every message of the alert: one for most types; one per IOA rule, each with the
+    /// rule's name in `cs1` and the same `eventId`, for types that split per rule. If no rule was
+    /// added, a `cs1` value set directly counts as the one rule.
+    pub fn build_messages(self) -> Result<Vec<Record>, BuildError> {
+        if !self.spec.one_message_per_rule {
+            return Ok(vec![self.record(self.slots.fields(None))]);
+        }
+        let rules: Vec<&str> = if self.ioa_rules.is_empty() {
+            self.slots.get("cs1").into_iter().collect()
+        } else {
+            self.ioa_rules.iter().map(String::as_str).collect()
+        };
+        if rules.is_empty() {
+            return Err(BuildError::MultiMessage {
+                token: self.spec.token,
+                reason: "no IOA rule given",
+            });
+        }
+        Ok(rules
+            .iter()
+            .map(|rule| self.record(self.slots.fields(Some(("cs1", rule)))))
+            .collect())
+    }
+}
+
+/// Builds an activity-log record: one user action in the management interface.
+///
+/// The header type token is the area (see [`catalogue::ACTIVITY_AREAS`]), the name says what was
+/// done, the importance is `Low` unless set. Keys: `dvs`, `eventId`, `rt`, `src`, `suser`, `cs1`.
+#[derive(Debug, Clone)]
+pub struct ActivityRecordBuilder {
+    area: &'static str,
+    name: Cow<'static, str>,
+    importance: Importance,
+    version: Cow<'static, str>,
+    slots: Slots,
+}
+
+impl ActivityRecordBuilder {
+    /// Starts a record for `area` named `action` (e.g. `siem`, `Settings changed`).
+    pub fn new(area: &str, action: impl Into<Cow<'static, str>>) -> Result<Self, BuildError> {
+        let area = ACTIVITY_AREAS
+            .iter()
+            .copied()
+            .find(|a| *a == area)
+            .ok_or_else(|| BuildError::UnknownActivityArea {
+                area: area.to_owned(),
+            })?;
+        Ok(Self {
+            area,
+            name: header_text("name", action.into())?,
+            importance: Importance::Low,
+            version: Cow::Borrowed(DEFAULT_PRODUCT_VERSION),
+            slots: Slots::new(area, ACTIVITY_KEYS),
+        })
+    }
+
+    /// Sets the importance (default `Low`).
+    pub fn importance(mut self, importance: Importance) -> Self {
+        self.importance = importance;
+        self
+    }
+
+    /// Sets the product version in the header.
+    pub fn product_version(
+        mut self,
+        version: impl Into<Cow<'static, str>>,
+    ) -> Result<Self, BuildError> {
+        self.version = header_text("device_version", version.into())?;
+        Ok(self)
+    }
+
+    /// Sets a key's value; an empty value removes the key.
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Result<Self, BuildError> {
+        self.slots.set(key, value.into())?;
+        Ok(self)
+    }
+
+    /// Sets `rt` from epoch milliseconds in the given format.
+    pub fn with_rt(self, epoch_ms: i64, format: RtFormat) -> Result<Self, BuildError> {
+        self.with("rt", format_rt(epoch_ms, format))
+    }
+
+    /// Builds the record.
+    pub fn build(self) -> Record {
+        Record {
+            vendor: Cow::Borrowed(catalogue::VENDOR),
+            product: Cow::Borrowed(catalogue::PRODUCT),
+            version: self.version,
+            type_token: Cow::Borrowed(self.area),
+            name: self.name,
+            severity: Cow::Borrowed(self.importance.as_str()),
+            extension: self.slots.fields(None),
+        }
+    }
+}
+
+/// Builds a heartbeat: the state of up to 12 components, CEF severity `0`.
+#[derive(Debug, Clone)]
+pub struct HeartbeatBuilder {
+    version: Cow<'static, str>,
+    slots: Slots,
+}
+
+impl Default for HeartbeatBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HeartbeatBuilder {
+    /// Starts an empty heartbeat.
+    pub fn new() -> Self {
+        Self {
+            version: Cow::Borrowed(DEFAULT_PRODUCT_VERSION),
+            slots: Slots::new(HEARTBEAT.token, HEARTBEAT.keys),
+        }
+    }
+
+    /// Sets the product version in the header.
+    pub fn product_version(
+        mut self,
+        version: impl Into<Cow<'static, str>>,
+    ) -> Result<Self, BuildError> {
+        self.version = header_text("device_version", version.into())?;
+        Ok(self)
+    }
+
+    /// Sets `dvchost`, the reporting node.
+    pub fn dvchost(mut self, host: impl Into<String>) -> Self {
+        // `dvchost` is in the heartbeat's key list.
+        let _ = self.slots.set("dvchost", host.into());
+        self
+    }
+
+    /// Sets `rt` from epoch milliseconds in the given format.
+    pub fn rt(mut self, epoch_ms: i64, format: RtFormat) -> Self {
+        let _ = self.slots.set("rt", format_rt(epoch_ms, format));
+        self
+    }
+
+    /// Sets component `number` (1..=12): its name and its state (0 = OK).
+    pub fn component(
+        mut self,
+        number: u8,
+        name: impl Into<String>,
+        state: u32,
+    ) -> Result<Self, BuildError> {
+        if number == 0 || number > HEARTBEAT_COMPONENTS {
+            return Err(BuildError::ComponentOutOfRange { number });
+        }
+        let i = 2 + 2 * usize::from(number - 1);
+        self.slots.values[i] = Some(name.into()).filter(|n| !n.is_empty());
+        self.slots.values[i + 1] = Some(state.to_string());
+        Ok(self)
+    }
+
+    /// Builds the heartbeat record.
+    pub fn build(self) -> Record {
+        Record {
+            vendor: Cow::Borrowed(catalogue::VENDOR),
+            product: Cow::Borrowed(catalogue::PRODUCT),
+            version: self.version,
+            type_token: Cow::Borrowed(HEARTBEAT.token),
+            name: Cow::Borrowed(HEARTBEAT.name),
+            severity: Cow::Borrowed("0"),
+            extension: self.slots.fields(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(r: &Record) -> Vec<&str> {
+        r.extension().iter().map(|f| f.key.as_ref()).collect()
+    }
+
+    #[test]
+    fn unknown_type_and_disallowed_key_are_refused_by_name() {
+        assert_eq!(
+            AlertBuilder::new("file_webb", Importance::Low).unwrap_err(),
+            BuildError::UnknownAlertType {
+                token: "file_webb".into()
+            }
+        );
+        let err = AlertBuilder::new("file_mail", Importance::Low)
+            .unwrap()
+            .with("dst", "1.2.3.4");
+        assert_eq!(
+            err.unwrap_err(),
+            BuildError::KeyNotAllowed {
+                token: "file_mail",
+                key: "dst".into()
+            }
+        );
+        // case-sensitive
+        assert!(
+            AlertBuilder::new("file_web", Importance::Low)
+                .unwrap()
+                .with("FNAME", "x")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn keys_come_out_in_catalogue_order_and_empty_values_are_omitted() {
+        let r = AlertBuilder::new("file_web", Importance::Medium)
+            .unwrap()
+            .with("request", "http://x")
+            .unwrap()
+            .with("dvchost", "n1")
+            .unwrap()
+            .with("suser", "")
+            .unwrap()
+            .with("src", "10.0.0.1")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(keys(&r), ["dvchost", "src", "request"]);
+        assert_eq!(r.severity(), "Medium");
+    }
+
+    #[test]
+    fn setting_an_empty_value_removes_an_earlier_one() {
+        let mut b = AlertBuilder::new("dns", Importance::Low).unwrap();
+        b.set("shost", "pc-1").unwrap();
+        b.set("shost", "").unwrap();
+        assert_eq!(b.get("shost"), None);
+        assert!(b.build().unwrap().extension().is_empty());
+    }
+
+    #[test]
+    fn taa_alert_becomes_one_message_per_ioa_rule() {
+        let msgs = AlertBuilder::new("taaScanning", Importance::High)
+            .unwrap()
+            .with("eventId", "77")
+            .unwrap()
+            .with_ioa_rule("Suspicious PowerShell")
+            .unwrap()
+            .with_ioa_rule("Credential dumping")
+            .unwrap()
+            .build_messages()
+            .unwrap();
+        assert_eq!(msgs.len(), 2);
+        assert_eq!(msgs[0].get("cs1"), Some("Suspicious PowerShell"));
+        assert_eq!(msgs[1].get("cs1"), Some("Credential dumping"));
+        assert!(msgs.iter().all(|m| m.get("eventId") == Some("77")));
+        let b = AlertBuilder::new("taaScanning", Importance::High).unwrap();
+        assert!(matches!(
+            b.clone().build(),
+            Err(BuildError::MultiMessage { .. })
+        ));
+        assert!(matches!(
+            b.build_messages(),
+            Err(BuildError::MultiMessage { .. })
+        ));
+        assert!(
+            AlertBuilder::new("ids", Importance::Low)
+                .unwrap()
+                .with_ioa_rule("r")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn activity_record_has_its_keys_and_low_importance() {
+        let r = ActivityRecordBuilder::new("siem", "Settings changed")
+            .unwrap()
+            .with("suser", "admin")
+            .unwrap()
+            .with("dvs", "10.0.0.5")
+            .unwrap()
+            .build();
+        assert_eq!(r.type_token(), "siem");
+        assert_eq!(r.severity(), "Low");
+        assert_eq!(keys(&r), ["dvs", "suser"]);
+        assert!(ActivityRecordBuilder::new("nowhere", "x").is_err());
+        assert_eq!(
+            ActivityRecordBuilder::new("siem", "a\nb").unwrap_err(),
+            BuildError::HeaderLineBreak { field: "name" }
+        );
+        assert!(
+            ActivityRecordBuilder::new("auth", "x")
+                .unwrap()
+                .with("dvchost", "n")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn heartbeat_has_severity_zero_and_component_pairs() {
+        let r = HeartbeatBuilder::new()
+            .dvchost("relay-1")
+            .rt(0, RtFormat::EpochMillis)
+            .component(2, "delivery", 1)
+            .unwrap()
+            .component(1, "raft", 0)
+            .unwrap()
+            .build();
+        assert_eq!(r.severity(), "0");
+        assert_eq!(
+            keys(&r),
+            [
+                "dvchost",
+                "rt",
+                "KasperskyLabKATAcomponent1Name",
+                "KasperskyLabKATAcomponent1State",
+                "KasperskyLabKATAcomponent2Name",
+                "KasperskyLabKATAcomponent2State"
+            ]
+        );
+        assert_eq!(r.get("KasperskyLabKATAcomponent2State"), Some("1"));
+        assert!(HeartbeatBuilder::new().component(13, "x", 0).is_err());
+        assert!(HeartbeatBuilder::new().component(0, "x", 0).is_err());
+    }
+
+    #[test]
+    fn product_version_with_line_break_is_refused() {
+        let b = AlertBuilder::new("ids", Importance::Low).unwrap();
+        assert_eq!(
+            b.product_version("5.0\n").unwrap_err(),
+            BuildError::HeaderLineBreak {
+                field: "device_version"
+            }
+        );
+    }
+}
