@@ -119,6 +119,12 @@ pub struct DeliveryConfig {
     pub max_unconfirmed: usize,
     /// Most bytes sent but not yet confirmed.
     pub max_unconfirmed_bytes: usize,
+    /// TCP/TLS only: after a connection failure, messages confirmed (acknowledged by the peer's
+    /// kernel) less than this long before the failure are sent again too. The peer's kernel
+    /// acknowledges bytes before the SIEM process reads them; if the process dies in between,
+    /// they are lost unless resent. Default 200 ms (a live receiver reads within milliseconds);
+    /// zero turns it off. Costs duplicates only, bounded like the unconfirmed window.
+    pub resend_confirmed_within: Duration,
     /// Seed for the pool's jitter; `None` picks one from the clock (it is logged).
     pub seed: Option<u64>,
 }
@@ -140,6 +146,7 @@ impl DeliveryConfig {
             queue_capacity: 16_384,
             max_unconfirmed: 16_384,
             max_unconfirmed_bytes: 16 * 1024 * 1024,
+            resend_confirmed_within: Duration::from_millis(200),
             seed: None,
         }
     }

@@ -95,6 +95,8 @@ impl DeliveryEngine {
             last_error: None,
             stop: None,
             last_publish: Instant::now(),
+            recent: VecDeque::new(),
+            recent_bytes: 0,
         };
         let task = tokio::spawn(runner.run());
         Ok(Self {
@@ -318,6 +320,10 @@ struct Runner {
     last_error: Option<String>,
     stop: Option<(Instant, oneshot::Sender<ShutdownReport>)>,
     last_publish: Instant,
+    /// TCP/TLS: recently confirmed messages (seq, bytes, confirmed at), resent after a failure
+    /// (see `DeliveryConfig::resend_confirmed_within`).
+    recent: VecDeque<(u64, Bytes, Instant)>,
+    recent_bytes: usize,
 }
 
 impl Runner {
@@ -361,7 +367,15 @@ impl Runner {
     fn report(&self) -> ShutdownReport {
         ShutdownReport {
             confirmed_up_to: self.confirmed_up_to,
-            unconfirmed: self.pending.len(),
+            unconfirmed: self.unconfirmed(),
+        }
+    }
+
+    /// Held messages beyond the watermark (resends of already confirmed ones are not counted).
+    fn unconfirmed(&self) -> usize {
+        match self.confirmed_up_to {
+            Some(c) => self.pending.iter().filter(|p| p.seq > c).count(),
+            None => self.pending.len(),
         }
     }
 
@@ -401,6 +415,7 @@ impl Runner {
         let reason = e.to_string();
         warn!(%addr, error = %reason, unconfirmed = self.pending.len(), "address failed");
         let now = Instant::now();
+        self.requeue_recent(now);
         let was_current = self.pool.current() == Some(addr);
         self.pool.report_failure(addr, &reason, now);
         let a = addr.to_string();
@@ -510,7 +525,7 @@ impl Runner {
             s.failovers = self.pool.failovers();
             s.last_failover = self.last_failover.clone();
             s.confirmed_up_to = self.confirmed_up_to;
-            s.unconfirmed = self.pending.len();
+            s.unconfirmed = self.unconfirmed();
             s.sent = self.counters.sent;
             s.confirmed = self.counters.confirmed;
             s.resent = self.counters.resent;
@@ -897,6 +912,8 @@ impl Runner {
 
     /// Removes the first `n` pending messages as confirmed and advances the watermark.
     fn pop_confirmed(&mut self, n: usize, now: Instant, addr: SocketAddr) {
+        let keep_recent = matches!(self.config.protocol, Protocol::Tcp | Protocol::Tls)
+            && !self.config.resend_confirmed_within.is_zero();
         let mut last = None;
         let mut popped = 0usize;
         for _ in 0..n {
@@ -910,6 +927,13 @@ impl Runner {
                     .record(now.duration_since(t).as_secs_f64());
             }
             last = Some(p.seq);
+            if keep_recent {
+                self.recent_bytes += p.bytes.len();
+                self.recent.push_back((p.seq, p.bytes, now));
+            }
+        }
+        if keep_recent {
+            self.trim_recent(now);
         }
         self.sent_count = self.sent_count.saturating_sub(popped);
         self.counters.confirmed += popped as u64;
@@ -935,11 +959,51 @@ impl Runner {
         self.publish_counters();
     }
 
+    /// Drops recently confirmed messages that are too old or over the window bounds.
+    fn trim_recent(&mut self, now: Instant) {
+        let grace = self.config.resend_confirmed_within;
+        while let Some((_, bytes, at)) = self.recent.front() {
+            let too_old = now.saturating_duration_since(*at) > grace;
+            let too_many = self.recent.len() > self.config.max_unconfirmed
+                || self.recent_bytes > self.config.max_unconfirmed_bytes;
+            if !(too_old || too_many) {
+                break;
+            }
+            self.recent_bytes -= bytes.len();
+            self.recent.pop_front();
+        }
+    }
+
+    /// After a failure: puts the recently confirmed messages back in front of the pending ones,
+    /// in order, to be sent again on the next connection.
+    fn requeue_recent(&mut self, now: Instant) {
+        self.trim_recent(now);
+        if self.recent.is_empty() {
+            return;
+        }
+        debug!(
+            count = self.recent.len(),
+            "resending recently confirmed messages"
+        );
+        while let Some((seq, bytes, _)) = self.recent.pop_back() {
+            self.pending_bytes += bytes.len();
+            self.pending.push_front(Pending {
+                seq,
+                bytes,
+                mark: None,
+                acked: false,
+                sent_at: None,
+                times_sent: 1,
+            });
+        }
+        self.recent_bytes = 0;
+    }
+
     /// Cheap status refresh for the hot path: counters and watermark only.
     fn publish_counters(&self) {
         if let Ok(mut s) = self.status.lock() {
             s.confirmed_up_to = self.confirmed_up_to;
-            s.unconfirmed = self.pending.len();
+            s.unconfirmed = self.unconfirmed();
             s.sent = self.counters.sent;
             s.confirmed = self.counters.confirmed;
             s.resent = self.counters.resent;

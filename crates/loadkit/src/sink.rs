@@ -1,0 +1,308 @@
+//! A fast counting SIEM sink: receives syslog over TCP, UDP, TLS or RELP, decodes frames and
+//! parses CEF with the `cef` crate, and tallies `eventId`s.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+
+use crate::tally::{EventTally, TallySnapshot};
+
+/// Largest syslog message the sink accepts.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// What to listen on.
+#[derive(Debug, Clone, Default)]
+pub struct SinkConfig {
+    /// Plain TCP listener.
+    pub tcp: Option<SocketAddr>,
+    /// UDP socket.
+    pub udp: Option<SocketAddr>,
+    /// TLS listener with its PEM certificate chain and key.
+    pub tls: Option<(SocketAddr, String, String)>,
+    /// RELP listener.
+    pub relp: Option<SocketAddr>,
+    /// Framing on TCP and TLS.
+    pub framing: cef::Framing,
+    /// Append every received event id (one per line, written per read batch, unbuffered) to
+    /// this file: it survives a SIGKILL of the sink, for loss accounting across kills.
+    pub record: Option<std::path::PathBuf>,
+}
+
+/// Bound addresses of a running sink.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SinkAddrs {
+    /// TCP.
+    pub tcp: Option<SocketAddr>,
+    /// UDP.
+    pub udp: Option<SocketAddr>,
+    /// TLS.
+    pub tls: Option<SocketAddr>,
+    /// RELP.
+    pub relp: Option<SocketAddr>,
+}
+
+/// A running sink.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    /// Where it listens.
+    pub addrs: SinkAddrs,
+    tally: Tally,
+}
+
+#[derive(Debug)]
+struct Counter {
+    tally: Mutex<EventTally>,
+    record: Option<Mutex<std::fs::File>>,
+}
+
+type Tally = Arc<Counter>;
+
+impl Sink {
+    /// Binds every configured listener and serves them on the current runtime.
+    pub async fn start(config: SinkConfig) -> Result<Self> {
+        let record = match &config.record {
+            Some(p) => Some(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("open {}", p.display()))?,
+            )),
+            None => None,
+        };
+        let tally: Tally = Arc::new(Counter {
+            tally: Mutex::new(EventTally::default()),
+            record,
+        });
+        let mut addrs = SinkAddrs::default();
+        if let Some(a) = config.tcp {
+            let l = TcpListener::bind(a)
+                .await
+                .with_context(|| format!("bind tcp {a}"))?;
+            addrs.tcp = Some(l.local_addr()?);
+            tokio::spawn(serve_stream(l, None, config.framing, tally.clone()));
+        }
+        if let Some((a, cert, key)) = &config.tls {
+            let l = TcpListener::bind(a)
+                .await
+                .with_context(|| format!("bind tls {a}"))?;
+            addrs.tls = Some(l.local_addr()?);
+            let acceptor = tls_acceptor(cert, key)?;
+            tokio::spawn(serve_stream(
+                l,
+                Some(acceptor),
+                config.framing,
+                tally.clone(),
+            ));
+        }
+        if let Some(a) = config.relp {
+            let l = TcpListener::bind(a)
+                .await
+                .with_context(|| format!("bind relp {a}"))?;
+            addrs.relp = Some(l.local_addr()?);
+            tokio::spawn(serve_relp(l, tally.clone()));
+        }
+        if let Some(a) = config.udp {
+            let s = UdpSocket::bind(a)
+                .await
+                .with_context(|| format!("bind udp {a}"))?;
+            addrs.udp = Some(s.local_addr()?);
+            tokio::spawn(serve_udp(s, tally.clone()));
+        }
+        Ok(Self { addrs, tally })
+    }
+
+    /// Current counts.
+    pub fn snapshot(&self) -> TallySnapshot {
+        self.tally
+            .tally
+            .lock()
+            .map(|t| t.snapshot())
+            .unwrap_or_else(|p| p.into_inner().snapshot())
+    }
+}
+
+fn tls_acceptor(cert_pem: &str, key_pem: &str) -> Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain =
+        CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Parses one syslog message and returns its `eventId`.
+pub fn event_id(msg: &[u8]) -> Option<u64> {
+    let (_, record) = cef::parse_frame(msg).ok()?;
+    record.get("eventId")?.parse().ok()
+}
+
+fn tally_batch(tally: &Tally, ids: &[Option<u64>]) {
+    if let Some(f) = &tally.record
+        && let Ok(mut f) = f.lock()
+    {
+        use std::io::Write;
+        let mut text = String::with_capacity(ids.len() * 8);
+        for id in ids.iter().flatten() {
+            text.push_str(&id.to_string());
+            text.push('\n');
+        }
+        let _ = f.write_all(text.as_bytes());
+    }
+    if let Ok(mut t) = tally.tally.lock() {
+        for id in ids {
+            match id {
+                Some(id) => t.record(*id),
+                None => t.record_unparsable(),
+            }
+        }
+    }
+}
+
+async fn serve_stream(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    framing: cef::Framing,
+    tally: Tally,
+) {
+    loop {
+        let Ok((sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = sock.set_nodelay(true);
+        let tally = tally.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                Some(acceptor) => {
+                    if let Ok(s) = acceptor.accept(sock).await {
+                        read_frames(s, framing, tally).await;
+                    }
+                }
+                None => read_frames(sock, framing, tally).await,
+            }
+        });
+    }
+}
+
+async fn read_frames<S: AsyncRead + Unpin>(mut s: S, framing: cef::Framing, tally: Tally) {
+    let mut buf = BytesMut::with_capacity(1 << 20);
+    let mut ids = Vec::with_capacity(1024);
+    loop {
+        match s.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let mut used = 0;
+        loop {
+            match cef::decode_frame(&buf[used..], framing, MAX_FRAME) {
+                Ok(Some((msg, n))) => {
+                    ids.push(event_id(msg));
+                    used += n;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    // A framing error ends the connection, like a real receiver would.
+                    ids.push(None);
+                    tally_batch(&tally, &ids);
+                    return;
+                }
+            }
+        }
+        let _ = buf.split_to(used);
+        tally_batch(&tally, &ids);
+        ids.clear();
+        if buf.capacity() - buf.len() < MAX_FRAME {
+            buf.reserve(1 << 20);
+        }
+    }
+}
+
+async fn serve_udp(sock: UdpSocket, tally: Tally) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok(n) = sock.recv(&mut buf).await else {
+            continue;
+        };
+        let id = cef::decode_frame(&buf[..n], cef::Framing::Datagram, MAX_FRAME)
+            .ok()
+            .flatten()
+            .and_then(|(m, _)| event_id(m));
+        tally_batch(&tally, &[id]);
+    }
+}
+
+async fn serve_relp(listener: TcpListener, tally: Tally) {
+    loop {
+        let Ok((sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = sock.set_nodelay(true);
+        tokio::spawn(relp_session(sock, tally.clone()));
+    }
+}
+
+async fn relp_session<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, tally: Tally) {
+    let mut buf = BytesMut::with_capacity(1 << 20);
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut ids = Vec::with_capacity(1024);
+    loop {
+        match s.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let mut closing = false;
+        loop {
+            match delivery::relp::decode_frame(&mut buf) {
+                Ok(Some(f)) => match f.command.as_str() {
+                    "open" => delivery::relp::encode_frame(
+                        &mut out,
+                        f.txnr,
+                        "rsp",
+                        b"200 OK\nrelp_version=0\nrelp_software=siem-sink\ncommands=syslog",
+                    ),
+                    "syslog" => {
+                        ids.push(event_id(&f.data));
+                        delivery::relp::encode_frame(&mut out, f.txnr, "rsp", b"200 OK");
+                    }
+                    "close" => {
+                        delivery::relp::encode_frame(&mut out, f.txnr, "rsp", b"");
+                        delivery::relp::encode_frame(&mut out, 0, "serverclose", b"");
+                        closing = true;
+                        break;
+                    }
+                    _ => delivery::relp::encode_frame(
+                        &mut out,
+                        f.txnr,
+                        "rsp",
+                        b"500 unknown command",
+                    ),
+                },
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+        // Count before acknowledging: an `rsp 200` means the sink has the message.
+        tally_batch(&tally, &ids);
+        ids.clear();
+        if !out.is_empty() {
+            if s.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+        if closing {
+            let _ = s.shutdown().await;
+            return;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The sink counts what the delivery engine sends over each transport, parsing CEF with the
+//! `cef` crate; duplicates and gaps are visible.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use bytes::Bytes;
+use delivery::{DeliveryConfig, DeliveryEngine, Message, Protocol, TlsSettings};
+use loadkit::sink::{Sink, SinkConfig};
+
+fn message(id: u64) -> Bytes {
+    Bytes::from(format!(
+        "<140>1 2026-11-27T22:00:00.000Z relay-1 siem-relay - - - CEF:0|AO Kaspersky Lab|Kaspersky Anti Targeted Attack Platform|5.0.0-5201|file_web|File from web detected|High|dvchost=relay-1 eventId={id} cs1=x\\=y"
+    ))
+}
+
+async fn wait_unique(sink: &Sink, n: u64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sink.snapshot().unique < n {
+        ensure!(Instant::now() < deadline, "sink has {:?}", sink.snapshot());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
+async fn run(protocol: Protocol) -> Result<()> {
+    let lo = "127.0.0.1:0".parse()?;
+    let key = rcgen::KeyPair::generate()?;
+    let cert = rcgen::CertificateParams::new(vec!["siem.test".to_string()])?.self_signed(&key)?;
+    let mut cfg = SinkConfig::default();
+    match protocol {
+        Protocol::Tcp => cfg.tcp = Some(lo),
+        Protocol::Udp => cfg.udp = Some(lo),
+        Protocol::Relp => cfg.relp = Some(lo),
+        Protocol::Tls => cfg.tls = Some((lo, cert.pem(), key.serialize_pem())),
+    }
+    let sink = Sink::start(cfg).await?;
+    let a = &sink.addrs;
+    let addr = a.tcp.or(a.udp).or(a.relp).or(a.tls).unwrap();
+    let mut config = DeliveryConfig::new("127.0.0.1", addr.port(), protocol);
+    if protocol == Protocol::Tls {
+        config.tls = Some(TlsSettings {
+            trusted_pem: cert.pem(),
+            client_cert_pem: None,
+            client_key_pem: None,
+            server_name: Some("siem.test".into()),
+        });
+    }
+    let engine = DeliveryEngine::start(config)?;
+    let n = 2000;
+    for id in 1..=n {
+        engine
+            .send(Message {
+                seq: id,
+                bytes: message(id),
+            })
+            .await?;
+        if protocol == Protocol::Udp && id % 100 == 0 {
+            // No flow control on UDP: let the sink keep up.
+            wait_unique(&sink, id).await?;
+        }
+    }
+    let mut rx = engine.confirmed();
+    tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|c| *c == Some(n))).await??;
+    wait_unique(&sink, n).await?;
+    let s = sink.snapshot();
+    ensure!(
+        s.duplicates == 0 && s.gaps == 0 && s.unparsable == 0 && s.max_id == n,
+        "{s:?}"
+    );
+    engine.shutdown(Duration::from_secs(2)).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_counts_tcp() -> Result<()> {
+    run(Protocol::Tcp).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_counts_tls() -> Result<()> {
+    run(Protocol::Tls).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_counts_relp() -> Result<()> {
+    run(Protocol::Relp).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_counts_udp() -> Result<()> {
+    run(Protocol::Udp).await
+}
+
+#[test]
+fn sink_parses_event_ids_with_the_cef_crate() {
+    assert_eq!(loadkit::sink::event_id(&message(42)), Some(42));
+    assert_eq!(loadkit::sink::event_id(b"<13>1 - - - - - - not cef"), None);
+}
