@@ -118,3 +118,57 @@ async fn every_address_failed_triggers_immediate_re_resolution() -> Result<()> {
     engine.shutdown(Duration::from_secs(2)).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_a_and_aaaa_record_is_kept_with_the_ttl_clamped() -> Result<()> {
+    let net = LoopbackNet::random();
+    let v4: Vec<std::net::IpAddr> = (1..=4).map(|z| net.ip(z)).collect();
+    let v6: std::net::IpAddr = "fd00::5".parse()?;
+    let mut records: Vec<(&str, std::net::IpAddr)> =
+        v4.iter().map(|ip| ("siem.test", *ip)).collect();
+    records.push(("siem.test", v6));
+    let dns = Dnsmasq::start(net.ip(53), &records, 3600)?;
+    let resolver = delivery::resolve::HostResolver::new(
+        "siem.test",
+        514,
+        &[dns.addr],
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+    )?;
+    let r = resolver.resolve().await?;
+    let got: BTreeSet<SocketAddr> = r.addrs.iter().copied().collect();
+    let mut want: BTreeSet<SocketAddr> = v4.iter().map(|ip| SocketAddr::new(*ip, 514)).collect();
+    want.insert(SocketAddr::new(v6, 514));
+    ensure!(got == want, "got {got:?}");
+    ensure!(
+        r.ttl <= Duration::from_secs(30) && r.ttl > Duration::from_secs(25),
+        "ttl {:?}",
+        r.ttl
+    );
+    // An IP literal needs no DNS.
+    let literal = delivery::resolve::HostResolver::new(
+        "127.0.0.9",
+        514,
+        &[],
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+    )?;
+    ensure!(literal.is_literal());
+    ensure!(literal.resolve().await?.addrs == vec![SocketAddr::from(([127, 0, 0, 9], 514))]);
+    let unknown = delivery::resolve::HostResolver::new(
+        "nothing.test",
+        514,
+        &[dns.addr],
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+    )?;
+    let err = unknown.resolve().await.err();
+    ensure!(
+        matches!(err, Some(delivery::DeliveryError::Resolve { .. })),
+        "{err:?}"
+    );
+    Ok(())
+}

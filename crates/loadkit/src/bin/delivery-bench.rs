@@ -56,6 +56,9 @@ struct Args {
     /// Failover: number of kills.
     #[arg(long, default_value_t = 10)]
     runs: u32,
+    /// `DeliveryConfig::resend_confirmed_within` in milliseconds (default: the engine's).
+    #[arg(long)]
+    resend_grace_ms: Option<u64>,
     /// Path of the siem-sink binary (default: next to this one).
     #[arg(long)]
     sink_bin: Option<PathBuf>,
@@ -400,6 +403,9 @@ async fn failover(args: &Args) -> Result<()> {
     let dns = start_dnsmasq(IpAddr::V4(Ipv4Addr::new(127, x, 7, 53)), &dir.0, &ips)?;
     let mut config = engine_config("bench.test", port, args.protocol, &cert);
     config.nameservers = vec![dns.addr];
+    if let Some(ms) = args.resend_grace_ms {
+        config.resend_confirmed_within = Duration::from_millis(ms);
+    }
     let engine = DeliveryEngine::start(config)?;
     let n = args.count;
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -489,23 +495,40 @@ async fn failover(args: &Args) -> Result<()> {
     .await??;
     let st = engine.status();
     engine.shutdown(Duration::from_secs(5)).await;
-    drop(sinks);
-    let mut seen = vec![0u32; n as usize + 1];
-    for entry in std::fs::read_dir(&dir.0)? {
-        let p = entry?.path();
-        if p.file_name()
-            .is_some_and(|f| f.to_string_lossy().starts_with("ids-"))
-        {
-            for line in std::fs::read_to_string(&p)?.lines() {
-                if let Ok(id) = line.parse::<usize>()
-                    && id <= n as usize
-                {
-                    seen[id] += 1;
+    // Let the live sinks record what they have received before stopping them.
+    let count = |dir: &Path| -> Result<Vec<u32>> {
+        let mut seen = vec![0u32; n as usize + 1];
+        for entry in std::fs::read_dir(dir)? {
+            let p = entry?.path();
+            if p.file_name()
+                .is_some_and(|f| f.to_string_lossy().starts_with("ids-"))
+            {
+                for line in std::fs::read_to_string(&p)?.lines() {
+                    if let Ok(id) = line.parse::<usize>()
+                        && id <= n as usize
+                    {
+                        seen[id] += 1;
+                    }
                 }
             }
         }
+        Ok(seen)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = count(&dir.0)?;
+    while seen[1..].contains(&0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen = count(&dir.0)?;
     }
-    let lost = seen[1..].iter().filter(|c| **c == 0).count();
+    drop(sinks);
+    let lost_ids: Vec<usize> = (1..=n as usize).filter(|i| seen[*i] == 0).collect();
+    if !lost_ids.is_empty() {
+        println!(
+            "  lost ids (first 20): {:?}",
+            &lost_ids[..lost_ids.len().min(20)]
+        );
+    }
+    let lost = lost_ids.len();
     let dups: u32 = seen[1..].iter().map(|c| c.saturating_sub(1)).sum();
     times.sort();
     println!(
