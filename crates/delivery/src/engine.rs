@@ -55,7 +55,17 @@ pub struct DeliveryEngine {
     control: mpsc::Sender<Control>,
     confirmed: watch::Receiver<Option<u64>>,
     status: Arc<Mutex<EngineStatus>>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for DeliveryEngine {
+    /// Dropping the engine without [`DeliveryEngine::shutdown`] stops it at once; whatever is
+    /// unconfirmed stays unconfirmed (the watermark says where to resume).
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
 impl DeliveryEngine {
@@ -97,6 +107,7 @@ impl DeliveryEngine {
             last_publish: Instant::now(),
             recent: VecDeque::new(),
             recent_bytes: 0,
+            control_closed: false,
         };
         let task = tokio::spawn(runner.run());
         Ok(Self {
@@ -104,7 +115,7 @@ impl DeliveryEngine {
             control: control_tx,
             confirmed: confirmed_rx,
             status,
-            task,
+            task: Some(task),
         })
     }
 
@@ -149,7 +160,7 @@ impl DeliveryEngine {
 
     /// Stops taking messages, tries to deliver and confirm what is queued until `drain_for` has
     /// passed, closes the connection and reports what is left unconfirmed.
-    pub async fn shutdown(self, drain_for: Duration) -> ShutdownReport {
+    pub async fn shutdown(mut self, drain_for: Duration) -> ShutdownReport {
         let (tx, rx) = oneshot::channel();
         let fallback = ShutdownReport {
             confirmed_up_to: *self.confirmed.borrow(),
@@ -164,7 +175,9 @@ impl DeliveryEngine {
             return fallback;
         }
         let report = rx.await.unwrap_or(fallback);
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
         report
     }
 }
@@ -324,13 +337,15 @@ struct Runner {
     /// (see `DeliveryConfig::resend_confirmed_within`).
     recent: VecDeque<(u64, Bytes, Instant)>,
     recent_bytes: usize,
+    /// The engine handle was dropped.
+    control_closed: bool,
 }
 
 impl Runner {
     async fn run(mut self) {
         loop {
             self.apply_resolution();
-            if self.stop_due() {
+            if self.stop_due() || self.control_closed {
                 break;
             }
             match self.pool.pick(Instant::now()) {
@@ -441,7 +456,7 @@ impl Runner {
         tokio::select! {
             _ = sleep_until(until.min(stop_at).into()) => {}
             _ = self.resolver.results.changed() => {}
-            c = self.control.recv() => self.on_control_idle(c),
+            c = self.control.recv(), if !self.control_closed => self.on_control_idle(c),
         }
     }
 
@@ -452,7 +467,8 @@ impl Runner {
                 let _ = done.send(());
             }
             Some(Control::Shutdown(deadline, reply)) => self.begin_stop(deadline, reply),
-            None => {}
+            // The engine handle is gone: nobody can read the watermark any more.
+            None => self.control_closed = true,
         }
     }
 
@@ -612,7 +628,14 @@ impl Runner {
                 if self.last_publish.elapsed() >= Duration::from_millis(50) {
                     self.publish_status(Some(addr), true);
                 }
+                if is_relp {
+                    self.check_relp_progress(&link, addr, &watch)?;
+                }
                 let unconfirmed_sent = is_stream && self.sent_count > 0;
+                // RELP: wake up to check that responses keep coming while some are awaited.
+                let relp_waiting = is_relp && self.sent_count > 0;
+                let relp_poll = (self.config.timeouts.send_queue_stall / 20)
+                    .max(Duration::from_millis(10));
                 let room = !self.input_closed
                     && self.pending.len() < self.config.max_unconfirmed
                     && self.pending_bytes < self.config.max_unconfirmed_bytes;
@@ -625,7 +648,7 @@ impl Runner {
                             Ok(0) => return Err(conn_err(addr, "closed by peer")),
                             Ok(_) => {
                                 if is_relp {
-                                    self.process_relp(&mut link, addr)?;
+                                    self.process_relp(&mut link, addr, &mut watch)?;
                                 }
                             }
                             Err(e) => return Err(conn_err(addr, &e.to_string())),
@@ -648,6 +671,7 @@ impl Runner {
                         }
                     }
                     _ = sleep(poll), if unconfirmed_sent => {}
+                    _ = sleep(relp_poll), if relp_waiting => {}
                     _ = self.resolver.results.changed() => {
                         self.apply_resolution();
                         if !self.pool.contains(addr) {
@@ -659,7 +683,7 @@ impl Runner {
                             return Ok(ConnEnd::Reconfigure(config, done));
                         }
                         Some(Control::Shutdown(deadline, reply)) => self.begin_stop(deadline, reply),
-                        None => {}
+                        None => return Ok(ConnEnd::Stopped),
                     },
                     _ = sleep_until(stop_at.into()), if self.stop.is_some() => {}
                 }
@@ -871,7 +895,34 @@ impl Runner {
     }
 
     /// RELP: applies every complete response in the read buffer.
-    fn process_relp(&mut self, link: &mut Link, addr: SocketAddr) -> Result<(), DeliveryError> {
+    /// RELP: a session with responses awaited and none arriving for `send_queue_stall` is dead
+    /// (a black-holed server never answers and never resets).
+    fn check_relp_progress(
+        &self,
+        link: &Link,
+        addr: SocketAddr,
+        watch: &AckWatch,
+    ) -> Result<(), DeliveryError> {
+        let Link::Stream { relp: Some(r), .. } = link else {
+            return Ok(());
+        };
+        let stall = self.config.timeouts.send_queue_stall;
+        if r.inflight > 0 && watch.last_progress.elapsed() > stall {
+            return Err(DeliveryError::Relp {
+                addr,
+                reason: format!("no response for {stall:?} ({} awaited)", r.inflight),
+            });
+        }
+        Ok(())
+    }
+
+    fn process_relp(
+        &mut self,
+        link: &mut Link,
+        addr: SocketAddr,
+        watch: &mut AckWatch,
+    ) -> Result<(), DeliveryError> {
+        watch.last_progress = Instant::now();
         let Link::Stream { relp: Some(r), .. } = link else {
             return Ok(());
         };

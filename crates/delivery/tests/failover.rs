@@ -290,3 +290,15 @@ async fn udp_icmp_port_unreachable_triggers_failover() -> Result<()> {
     engine.shutdown(Duration::from_secs(2)).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_black_hole_fails_over_within_five_seconds_without_loss() -> Result<()> {
+    let o = stream_and_kill(Protocol::Tls, Death::BlackHole, 8000, 1).await?;
+    check(&o, Protocol::Tls, Duration::from_secs(5))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relp_black_hole_fails_over_within_five_seconds_without_loss() -> Result<()> {
+    let o = stream_and_kill(Protocol::Relp, Death::BlackHole, 8000, 1).await?;
+    check(&o, Protocol::Relp, Duration::from_secs(5))
+}
