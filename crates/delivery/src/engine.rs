@@ -739,18 +739,39 @@ impl Runner {
         let mut wrote = false;
         match link {
             Link::Udp(sock) => {
-                while let Some(p) = self.pending.front() {
-                    match timeout(write_timeout, sock.send(&p.bytes)).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => return Err(conn_err(addr, &format!("send: {e}"))),
-                        Err(_) => return Err(conn_err(addr, "send timed out")),
+                // One datagram per message; a message counts as delivered once sent (UDP cannot
+                // be confirmed). Confirmed in one step per batch, also when a send fails midway.
+                let mut sent = 0usize;
+                let mut bytes = 0u64;
+                let mut failure = None;
+                for p in self.pending.iter() {
+                    let r = match sock.try_send(&p.bytes) {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            match timeout(write_timeout, sock.send(&p.bytes)).await {
+                                Ok(r) => r,
+                                Err(_) => {
+                                    failure = Some(conn_err(addr, "send timed out"));
+                                    break;
+                                }
+                            }
+                        }
+                        other => other,
+                    };
+                    if let Err(e) = r {
+                        failure = Some(conn_err(addr, &format!("send: {e}")));
+                        break;
                     }
+                    sent += 1;
+                    bytes += p.bytes.len() as u64;
+                }
+                if sent > 0 {
                     wrote = true;
-                    let bytes = p.bytes.len() as u64;
                     metrics::counter!(metric::BYTES).increment(bytes);
-                    self.count_sent(1, 0, protocol);
-                    // UDP cannot be confirmed: a message counts as delivered once sent.
-                    self.pop_confirmed(1, Instant::now(), addr);
+                    self.count_sent(sent as u64, 0, protocol);
+                    self.pop_confirmed(sent, Instant::now(), addr);
+                }
+                if let Some(e) = failure {
+                    return Err(e);
                 }
             }
             Link::Stream { s, relp } => {
