@@ -159,3 +159,88 @@ async fn mutual_tls_without_a_client_certificate_is_not_confirmed() -> Result<()
     ensure!((s.siem_lines)().is_empty());
     Ok(())
 }
+
+/// A TCP listener that accepts connections and never says anything (a hung SIEM).
+struct SilentListener {
+    addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SilentListener {
+    fn start(addr: SocketAddr) -> Result<Self> {
+        let l = std::net::TcpListener::bind(addr)?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            // Blocking accept; Drop sets the flag and connects once to wake it up.
+            while let Ok((s, _)) = l.accept() {
+                if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                held.push(s);
+            }
+        });
+        Ok(Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for SilentListener {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_tls_handshake_times_out_and_the_next_address_is_used() -> Result<()> {
+    let pki = TestPki::new("siem.test")?;
+    let net = LoopbackNet::random();
+    let port = free_port(net.ip(81));
+    let hung = SilentListener::start(SocketAddr::new(net.ip(81), port))?;
+    let siem = Rsyslog::start(Receiver::Tls(&pki), SocketAddr::new(net.ip(82), port))?;
+    // The hung address comes first in the answer, so it is tried first.
+    let dns = Dnsmasq::start(
+        net.ip(53),
+        &[("siem.test", net.ip(81)), ("siem.test", net.ip(82))],
+        60,
+    )?;
+    let mut config = DeliveryConfig::new("siem.test", port, Protocol::Tls);
+    config.nameservers = vec![dns.addr];
+    config.tls = Some(settings(&pki.ca_pem, "siem.test"));
+    config.timeouts.handshake = Duration::from_millis(500);
+    let engine = DeliveryEngine::start(config)?;
+    let msg = cef_message(1, 300);
+    engine
+        .send(Message {
+            seq: 1,
+            bytes: Bytes::from(msg.clone()),
+        })
+        .await?;
+    let mut rx = engine.confirmed();
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|c| *c == Some(1)))
+        .await
+        .map_err(|_| anyhow::anyhow!("not confirmed: {:?}", engine.status()))??;
+    let st = engine.status();
+    ensure!(st.current == Some(siem.addr), "{st:?}");
+    let hung_state = st.addresses.iter().find(|a| a.addr == hung.addr).unwrap();
+    let err = hung_state.last_error.clone().unwrap_or_default();
+    println!("hung address: {err}");
+    ensure!(
+        !hung_state.up && err.contains("timed out"),
+        "{hung_state:?}"
+    );
+    wait_for("rsyslog to write", Duration::from_secs(10), || {
+        siem.lines() == vec![msg.clone()]
+    })
+    .await?;
+    Ok(())
+}
