@@ -443,6 +443,103 @@ mod tests {
         assert_eq!(p.pick(later), Pick::Use(a(1)));
     }
 
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Resolve(Vec<u8>),
+            Fail(u8),
+            Succeed(u8),
+            Advance(u16),
+            Pick,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                proptest::collection::vec(1u8..6, 0..5).prop_map(Op::Resolve),
+                (1u8..6).prop_map(Op::Fail),
+                (1u8..6).prop_map(Op::Succeed),
+                (0u16..3000).prop_map(Op::Advance),
+                Just(Op::Pick),
+            ]
+        }
+
+        proptest! {
+            /// Whatever happens, `pick` obeys the pool's rules (proptest prints and persists the
+            /// failing case to replay it).
+            #[test]
+            fn pick_obeys_the_rules(seed in any::<u64>(), ops in proptest::collection::vec(op(), 1..80)) {
+                let mut p = AddressPool::new(
+                    PoolSettings {
+                        backoff_initial: Duration::from_millis(100),
+                        backoff_max: Duration::from_secs(2),
+                        jitter: 0.3,
+                    },
+                    seed,
+                );
+                let mut now = Instant::now();
+                let mut failovers = 0;
+                for op in ops {
+                    match op {
+                        Op::Resolve(ids) => {
+                            let addrs: Vec<_> = ids.into_iter().map(a).collect();
+                            p.set_addresses(&addrs);
+                        }
+                        Op::Fail(i) => {
+                            let was_current = p.current() == Some(a(i));
+                            if let Some(d) = p.report_failure(a(i), "x", now) {
+                                prop_assert!(d <= Duration::from_secs(2));
+                                prop_assert!(d >= Duration::from_millis(70));
+                                if was_current {
+                                    failovers += 1;
+                                }
+                            }
+                            prop_assert_ne!(p.current(), Some(a(i)));
+                        }
+                        Op::Succeed(i) => p.report_success(a(i)),
+                        Op::Advance(ms) => now += Duration::from_millis(u64::from(ms)),
+                        Op::Pick => {
+                            let before = p.current();
+                            let any_up = p.addresses().iter().any(|e| e.health == Health::Up);
+                            match p.pick(now) {
+                                Pick::Empty => prop_assert!(p.addresses().is_empty()),
+                                Pick::Use(addr) => {
+                                    let e = p.addresses().iter().find(|e| e.addr == addr);
+                                    prop_assert!(e.is_some(), "picked an unknown address");
+                                    let e = e.cloned().unwrap_or_else(|| unreachable!());
+                                    let usable = match e.health {
+                                        Health::Up => true,
+                                        Health::Down { until } => until <= now,
+                                    };
+                                    prop_assert!(usable, "picked {addr} in backoff");
+                                    // Sticky: a usable current address is kept.
+                                    if let Some(cur) = before {
+                                        prop_assert_eq!(addr, cur);
+                                    } else if any_up {
+                                        prop_assert_eq!(e.health, Health::Up, "an up address exists");
+                                    }
+                                    prop_assert_eq!(p.current(), Some(addr));
+                                }
+                                Pick::AllDown { retry_at } => {
+                                    prop_assert!(!any_up);
+                                    prop_assert!(retry_at > now);
+                                    let min = p.addresses().iter().filter_map(|e| match e.health {
+                                        Health::Down { until } => Some(until),
+                                        Health::Up => None,
+                                    }).min();
+                                    prop_assert_eq!(Some(retry_at), min);
+                                }
+                            }
+                        }
+                    }
+                    prop_assert_eq!(p.failovers(), failovers);
+                }
+            }
+        }
+    }
+
     #[test]
     fn unknown_address_failure_is_ignored() {
         let mut p = pool(1);
