@@ -93,8 +93,10 @@ pub struct EngineStatus {
     pub last_failover: Option<FailoverRecord>,
     /// Highest sequence number confirmed with every earlier one.
     pub confirmed_up_to: Option<u64>,
-    /// Messages held unconfirmed.
+    /// Messages taken from the input queue and not yet confirmed.
     pub unconfirmed: usize,
+    /// Messages waiting in the input queue (not read while no connection is up: backpressure).
+    pub queued: usize,
     /// Messages written (including resends).
     pub sent: u64,
     /// Messages confirmed.

@@ -172,3 +172,47 @@ async fn every_a_and_aaaa_record_is_kept_with_the_ttl_clamped() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_starts_once_the_dns_server_answers() -> Result<()> {
+    let net = LoopbackNet::random();
+    let ip = net.ip(51);
+    let port = free_port(ip);
+    let siem = Rsyslog::start(Receiver::Tcp, SocketAddr::new(ip, port))?;
+    let dns_addr = SocketAddr::new(net.ip(53), free_port(net.ip(53)));
+    let mut config = DeliveryConfig::new("siem.test", port, Protocol::Tcp);
+    config.nameservers = vec![dns_addr];
+    config.timeouts.dns = Duration::from_millis(300);
+    let engine = DeliveryEngine::start(config)?;
+    engine
+        .send(Message {
+            seq: 1,
+            bytes: Bytes::from(cef_message(1, 300)),
+        })
+        .await?;
+    // No DNS server yet: the engine reports the failed resolution and holds the message.
+    wait_for("a failed resolution", Duration::from_secs(10), || {
+        engine
+            .status()
+            .last_resolution
+            .is_some_and(|r| r.error.is_some())
+    })
+    .await?;
+    let st = engine.status();
+    println!("before DNS: {:?}", st.last_resolution);
+    ensure!(
+        st.confirmed_up_to.is_none() && st.unconfirmed + st.queued == 1,
+        "{st:?}"
+    );
+    let _dns = Dnsmasq::start_on(dns_addr, &[("siem.test", ip)], 60)?;
+    let mut rx = engine.confirmed();
+    tokio::time::timeout(Duration::from_secs(15), rx.wait_for(|c| *c == Some(1)))
+        .await
+        .map_err(|_| anyhow::anyhow!("not confirmed: {:?}", engine.status()))??;
+    wait_for("rsyslog to write", Duration::from_secs(5), || {
+        ids_in(&siem).contains(&1)
+    })
+    .await?;
+    engine.shutdown(Duration::from_secs(2)).await;
+    Ok(())
+}

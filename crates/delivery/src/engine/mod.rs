@@ -140,10 +140,13 @@ impl DeliveryEngine {
 
     /// A snapshot of the engine's state.
     pub fn status(&self) -> EngineStatus {
-        self.status
+        let mut s = self
+            .status
             .lock()
             .map(|s| s.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        s.queued = self.input.max_capacity() - self.input.capacity();
+        s
     }
 
     /// Applies a new configuration: new resolver and address pool, new connection; unconfirmed

@@ -355,11 +355,16 @@ pub struct Dnsmasq {
 
 impl Dnsmasq {
     pub fn start(ip: IpAddr, records: &[(&str, IpAddr)], ttl_secs: u32) -> Result<Self> {
+        Self::start_on(SocketAddr::new(ip, free_port(ip)), records, ttl_secs)
+    }
+
+    /// Starts dnsmasq on a given address (e.g. one handed to the engine before DNS is up).
+    pub fn start_on(addr: SocketAddr, records: &[(&str, IpAddr)], ttl_secs: u32) -> Result<Self> {
+        let (ip, port) = (addr.ip(), addr.port());
         let bin = require_tool("dnsmasq");
         let dir = TempDir::new("dnsmasq")?;
         let hosts = dir.path().join("hosts");
         write_hosts(&hosts, records)?;
-        let port = free_port(ip);
         let child = Command::new(bin)
             .arg("--keep-in-foreground")
             .arg("--conf-file=/dev/null")
