@@ -216,3 +216,40 @@ async fn delivery_starts_once_the_dns_server_answers() -> Result<()> {
     engine.shutdown(Duration::from_secs(2)).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_ipv4_address_fails_over_to_an_ipv6_one() -> Result<()> {
+    let net = LoopbackNet::random();
+    let v6: std::net::IpAddr = "::1".parse()?;
+    let port = free_port(v6);
+    let siem = Rsyslog::start(Receiver::Tcp, SocketAddr::new(v6, port))?;
+    // Nothing listens on the IPv4 address: connecting is refused.
+    let dead = net.ip(90);
+    let dns = Dnsmasq::start(net.ip(53), &[("siem.test", dead), ("siem.test", v6)], 60)?;
+    let mut config = DeliveryConfig::new("siem.test", port, Protocol::Tcp);
+    config.nameservers = vec![dns.addr];
+    let engine = DeliveryEngine::start(config)?;
+    deliver(&engine, 1).await?;
+    let st = engine.status();
+    ensure!(st.current == Some(siem.addr), "{st:?}");
+    let dead_state = st
+        .addresses
+        .iter()
+        .find(|a| a.addr.ip() == dead)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("A record missing: {st:?}"))?;
+    ensure!(
+        !dead_state.up
+            && dead_state
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("refused")),
+        "{dead_state:?}"
+    );
+    wait_for("rsyslog on ::1 to write", Duration::from_secs(5), || {
+        ids_in(&siem).contains(&1)
+    })
+    .await?;
+    engine.shutdown(Duration::from_secs(2)).await;
+    Ok(())
+}

@@ -181,6 +181,11 @@ impl Runner {
     }
 
     pub(super) fn push(&mut self, m: Message) {
+        let last = self.pending.back().map(|p| p.seq).or(self.confirmed_up_to);
+        if last.is_some_and(|l| m.seq <= l) {
+            // The caller broke the contract; the watermark stays monotonic regardless.
+            tracing::error!(seq = m.seq, previous = ?last, "sequence numbers must increase");
+        }
         self.pending_bytes += m.bytes.len();
         self.pending.push_back(Pending {
             seq: m.seq,

@@ -131,15 +131,20 @@ pub async fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bo
 }
 
 fn proc_net_has(file: &str, addr: SocketAddr, state: &str) -> bool {
-    let IpAddr::V4(v4) = addr.ip() else {
-        return false;
+    // /proc/net/{tcp,udp}[6] print each 32-bit word of the address in host (little-endian) order.
+    let (file, octets): (String, Vec<u8>) = match addr.ip() {
+        IpAddr::V4(v4) => (file.to_string(), v4.octets().to_vec()),
+        IpAddr::V6(v6) => (format!("{file}6"), v6.octets().to_vec()),
     };
-    let want = format!(
-        "{:08X}:{:04X}",
-        u32::from_le_bytes(v4.octets()),
-        addr.port()
-    );
-    std::fs::read_to_string(file).is_ok_and(|s| {
+    let mut want = String::new();
+    for w in octets.chunks(4) {
+        want.push_str(&format!(
+            "{:08X}",
+            u32::from_le_bytes([w[0], w[1], w[2], w[3]])
+        ));
+    }
+    let want = format!("{want}:{:04X}", addr.port());
+    std::fs::read_to_string(&file).is_ok_and(|s| {
         s.lines().skip(1).any(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             f.len() > 3 && f[1] == want && f[3] == state
