@@ -45,6 +45,18 @@ impl CountingStream {
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.inner.as_fd()
     }
+
+    /// With `true` (set at connect), dropping the connection resets it (`SO_LINGER` 0): the
+    /// kernel discards what is still in the send queue instead of delivering it after the
+    /// engine has given up on this address and resent those messages elsewhere (which would
+    /// add duplicates beyond the unconfirmed window, and reach a hung SIEM after it resumes).
+    /// `false` before a graceful close, so that a FIN follows the data.
+    pub fn set_abortive_close(&self, abortive: bool) {
+        let linger = abortive.then_some(std::time::Duration::ZERO);
+        if let Err(e) = SockRef::from(&self.inner).set_linger(linger) {
+            tracing::debug!(error = %e, "SO_LINGER");
+        }
+    }
 }
 
 impl AsyncRead for CountingStream {
@@ -161,10 +173,12 @@ pub async fn connect_tcp(addr: SocketAddr, t: &Timeouts) -> Result<CountingStrea
     stream
         .set_nodelay(true)
         .map_err(|e| err(format!("TCP_NODELAY: {e}")))?;
-    Ok(CountingStream {
+    let stream = CountingStream {
         inner: stream,
         written: 0,
-    })
+    };
+    stream.set_abortive_close(true);
+    Ok(stream)
 }
 
 /// Performs the TLS handshake over an open TCP connection.

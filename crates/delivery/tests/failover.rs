@@ -33,6 +33,8 @@ fn common_port(ips: &[IpAddr]) -> u16 {
 enum Death {
     Kill,
     BlackHole,
+    /// SIGSTOP: the SIEM hangs; its kernel keeps the connection up until the buffers fill.
+    Stop,
 }
 
 struct Outcome {
@@ -116,6 +118,10 @@ async fn stream_and_kill(
             None
         }
         Death::BlackHole => Some(BlackHole::new(victim)?),
+        Death::Stop => {
+            siems[idx].signal("STOP")?;
+            None
+        }
     };
     println!("{death:?} {victim} at seq ~{:?}", *confirmed.borrow());
     wait_for("failover", Duration::from_secs(15), || {
@@ -145,6 +151,10 @@ async fn stream_and_kill(
     .map_err(|_| anyhow::anyhow!("not all confirmed: {:?}", engine.status()))??;
     let status = engine.status();
     engine.shutdown(Duration::from_secs(5)).await;
+    if let Death::Stop = death {
+        // Resumed, the hung SIEM processes what its kernel had accepted.
+        siems[idx].signal("CONT")?;
+    }
     // Everything confirmed is in some receiver's file (rsyslog writes before the next read).
     let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
     wait_for(
@@ -301,4 +311,12 @@ async fn tls_black_hole_fails_over_within_five_seconds_without_loss() -> Result<
 async fn relp_black_hole_fails_over_within_five_seconds_without_loss() -> Result<()> {
     let o = stream_and_kill(Protocol::Relp, Death::BlackHole, 8000, 1).await?;
     check(&o, Protocol::Relp, Duration::from_secs(5))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_hung_siem_with_full_buffers_is_left_without_loss() -> Result<()> {
+    // 10 000 msg/s fill the stopped receiver's buffers quickly; then the send queue stops
+    // draining and the stall rule fires.
+    let o = stream_and_kill(Protocol::Tcp, Death::Stop, 40_000, 10).await?;
+    check(&o, Protocol::Tcp, Duration::from_secs(8))
 }

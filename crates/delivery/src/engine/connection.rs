@@ -144,11 +144,13 @@ impl Runner {
                     _ = self.resolver.results.changed() => {
                         self.apply_resolution();
                         if !self.pool.contains(addr) {
+                            close_link(&mut link, self.config.timeouts.handshake).await;
                             return Ok(ConnEnd::AddressRemoved);
                         }
                     }
                     c = self.control.recv() => match c {
                         Some(Control::Reconfigure(config, done)) => {
+                            close_link(&mut link, self.config.timeouts.handshake).await;
                             return Ok(ConnEnd::Reconfigure(config, done));
                         }
                         Some(Control::Shutdown(deadline, reply)) => self.begin_stop(deadline, reply),
@@ -485,7 +487,12 @@ pub(super) async fn link_recv(link: &mut Link, scratch: &mut [u8]) -> std::io::R
 }
 
 /// Closes a connection gracefully once everything is confirmed.
+/// Closes a connection gracefully (FIN after the data; RELP `close`). Connections dropped
+/// without this are reset: see `transport::connect_tcp`.
 pub(super) async fn close_link(link: &mut Link, within: Duration) {
+    if let Link::Stream { s, .. } = link {
+        s.tcp().set_abortive_close(false);
+    }
     let fut = async {
         match link {
             Link::Stream { s, relp: Some(r) } => {

@@ -321,6 +321,23 @@ impl Rsyslog {
         Ok(me)
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`...) with kill(1).
+    pub fn signal(&self, sig: &str) -> Result<()> {
+        let pid = self
+            .child
+            .as_ref()
+            .map(|c| c.id())
+            .context("rsyslogd not running")?;
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()?;
+        if !st.success() {
+            bail!("kill -{sig} {pid} failed");
+        }
+        Ok(())
+    }
+
     /// SIGKILL, as a crashing SIEM.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -346,6 +363,7 @@ impl Rsyslog {
 
 impl Drop for Rsyslog {
     fn drop(&mut self) {
+        // A stopped process is killed too (SIGKILL works on stopped processes).
         self.kill();
     }
 }
