@@ -78,9 +78,11 @@ impl Runner {
             self.publish_status(Some(addr), true);
             loop {
                 let wrote = self.write_unsent(&mut link, addr, &mut watch).await?;
-                if wrote && !resumed {
+                if let Some(at) = wrote
+                    && !resumed
+                {
                     resumed = true;
-                    self.note_resumed(addr, resend);
+                    self.note_resumed(addr, resend, at);
                 }
                 if is_stream {
                     self.check_acks(&link, addr, &mut watch)?;
@@ -164,9 +166,8 @@ impl Runner {
         .await
     }
 
-    pub(super) fn note_resumed(&mut self, addr: SocketAddr, resent: usize) {
+    pub(super) fn note_resumed(&mut self, addr: SocketAddr, resent: usize, now: Instant) {
         if let Some((from, reason, detected_at, _)) = self.last_failure.take() {
-            let now = Instant::now();
             metrics::histogram!(metric::FAILOVER_SECONDS)
                 .record(now.duration_since(detected_at).as_secs_f64());
             info!(%from, to = %addr, after = ?now.duration_since(detected_at), resent, "delivery resumed");
@@ -205,14 +206,14 @@ impl Runner {
         link: &mut Link,
         addr: SocketAddr,
         watch: &mut AckWatch,
-    ) -> Result<bool, DeliveryError> {
+    ) -> Result<Option<Instant>, DeliveryError> {
         if self.sent_count >= self.pending.len() {
-            return Ok(false);
+            return Ok(None);
         }
         let write_timeout = self.config.timeouts.write;
         let framing = self.config.framing;
         let protocol = self.config.protocol;
-        let mut wrote = false;
+        let mut first_write: Option<Instant> = None;
         match link {
             Link::Udp(sock) => {
                 // One datagram per message; a message counts as delivered once sent (UDP cannot
@@ -241,7 +242,7 @@ impl Runner {
                     bytes += p.bytes.len() as u64;
                 }
                 if sent > 0 {
-                    wrote = true;
+                    first_write.get_or_insert_with(Instant::now);
                     metrics::counter!(metric::BYTES).increment(bytes);
                     self.count_sent(sent as u64, 0, protocol);
                     self.pop_confirmed(sent, Instant::now(), addr);
@@ -310,7 +311,7 @@ impl Runner {
                             ));
                         }
                     }
-                    wrote = true;
+                    first_write.get_or_insert_with(Instant::now);
                     metrics::counter!(metric::BYTES).increment(buf.len() as u64);
                     // Under TLS the plaintext offsets do not map to socket bytes: a message is
                     // confirmed once everything written up to the end of its batch is acked.
@@ -336,7 +337,7 @@ impl Runner {
                 }
             }
         }
-        Ok(wrote)
+        Ok(first_write)
     }
 
     pub(super) fn count_sent(&mut self, sent: u64, resent: u64, protocol: Protocol) {
