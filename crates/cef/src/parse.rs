@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use crate::catalogue::{self, HEARTBEAT, PRODUCT, TypeSpec, VENDOR};
 use crate::error::{ParseError, ParseErrorKind as K};
-use crate::escape::{find_any, unescape_header, unescape_value};
+use crate::escape::{unescape_header, unescape_value};
 use crate::record::{Field, Record, is_valid_key};
 use crate::syslog::{Pri, SyslogFormat};
 use crate::time::{MONTHS, days_from_civil, days_in_month};
@@ -382,7 +382,7 @@ pub fn parse_cef(s: &str) -> Result<Record, ParseError> {
     let mut header: [Cow<'static, str>; 6] = Default::default();
     for (n, slot) in header.iter_mut().enumerate() {
         let (at, raw) = field(n + 1);
-        if let Some(p) = raw.find(['\r', '\n']) {
+        if let Some(p) = raw.bytes().position(|c| c == b'\r' || c == b'\n') {
             return err(K::LineBreakInHeader, at + p);
         }
         *slot = intern_header(n, unescape_header(raw));
@@ -421,21 +421,34 @@ fn intern_header(n: usize, v: Cow<'_, str>) -> Cow<'static, str> {
     known.map_or_else(|| Cow::Owned(v.into_owned()), Cow::Borrowed)
 }
 
-/// Position of the next `=` not preceded by an escaping backslash, from `from`.
-fn next_unescaped_eq(b: &[u8], from: usize) -> Option<usize> {
+/// Index of the first `=` or `\\` at or after `from`, eight bytes per step.
+#[inline]
+fn find_eq_or_backslash(b: &[u8], from: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const EQ: u64 = LO * b'=' as u64;
+    const BS: u64 = LO * b'\\' as u64;
     let mut i = from;
-    loop {
-        let at = find_any(b, i, [b'=', b'\\', b'=', b'='])?;
-        if b[at] == b'=' {
-            return Some(at);
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let (x, y) = (w ^ EQ, w ^ BS);
+        // High bit of each byte that equals `=` or `\\` (exact for the lowest one).
+        let hits = (x.wrapping_sub(LO) & !x | y.wrapping_sub(LO) & !y) & HI;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
         }
-        i = at + 2;
-        if i >= b.len() {
-            return None;
-        }
+        i += 8;
     }
+    b.get(i..)?
+        .iter()
+        .position(|&c| c == b'=' || c == b'\\')
+        .map(|p| i + p)
 }
 
+/// Splits the extension in one forward pass. A value runs until the last space before the next
+/// unescaped `=`; the run between that space and the `=` is the next key.
 fn parse_extension(
     ext: &str,
     base: usize,
@@ -447,58 +460,73 @@ fn parse_extension(
     if start == b.len() {
         return Ok(fields);
     }
-    let Some(eq) = next_unescaped_eq(b, start) else {
-        return err(
-            K::Unexpected {
-                expected: "`=` after an extension key",
-            },
-            base + b.len(),
-        );
-    };
-    let mut key = &ext[start..eq];
-    if !is_valid_key(key) {
-        return err(K::BadExtensionKey, base + start);
+    let key_len = b[start..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .count();
+    let eq = start + key_len;
+    match b.get(eq) {
+        Some(b'=') if key_len > 0 => {}
+        None if key_len > 0 => {
+            return err(
+                K::Unexpected {
+                    expected: "`=` after an extension key",
+                },
+                base + b.len(),
+            );
+        }
+        _ => return err(K::BadExtensionKey, base + start),
     }
-    let mut value_start = eq + 1;
+    let mut key = &ext[start..eq];
     // Keys of a known type usually come in catalogue order: try the slot after the last match
     // first, then the whole catalogue.
     let mut next_slot = 0;
-    let mut push = |fields: &mut Vec<Field>, key: &str, raw: &str| {
+    let mut push = |fields: &mut Vec<Field>, key: &str, raw: &str, escaped: bool| {
         let in_order = hint.and_then(|h| {
-            let (i, k) = h
-                .keys
+            let rest = h.keys.get(next_slot..)?;
+            let at = rest
                 .iter()
-                .enumerate()
-                .skip(next_slot)
-                .find(|(_, k)| **k == key)?;
-            next_slot = i + 1;
-            Some(*k)
+                .position(|k| k.len() == key.len() && *k == key)?;
+            next_slot += at + 1;
+            Some(rest[at])
         });
         let key = in_order
             .or_else(|| catalogue::static_key(hint, key))
             .map_or_else(|| Cow::Owned(key.to_owned()), Cow::Borrowed);
-        fields.push(Field {
-            key,
-            value: unescape_value(raw).into_owned(),
-        });
-    };
-    loop {
-        let Some(next_eq) = next_unescaped_eq(b, value_start) else {
-            push(&mut fields, key, &ext[value_start..]);
-            return Ok(fields);
+        let value = if escaped {
+            unescape_value(raw).into_owned()
+        } else {
+            raw.to_owned()
         };
-        let Some(space) = b[value_start..next_eq].iter().rposition(|&c| c == b' ') else {
-            return err(K::UnescapedEquals, base + next_eq);
+        fields.push(Field { key, value });
+    };
+    let mut value_start = eq + 1;
+    let mut escaped = false;
+    let mut i = value_start;
+    // Jump from `=` or `\\` to the next one; spaces matter only just before a key, so they are
+    // looked for backwards from each `=`, over the key's few bytes.
+    while let Some(at) = find_eq_or_backslash(b, i) {
+        if b[at] == b'\\' {
+            escaped = true;
+            i = at + 2;
+            continue;
+        }
+        let Some(space) = b[value_start..at].iter().rposition(|&c| c == b' ') else {
+            return err(K::UnescapedEquals, base + at);
         };
         let space = value_start + space;
-        let next_key = &ext[space + 1..next_eq];
+        let next_key = &ext[space + 1..at];
         if !is_valid_key(next_key) {
             return err(K::BadExtensionKey, base + space + 1);
         }
-        push(&mut fields, key, &ext[value_start..space]);
+        push(&mut fields, key, &ext[value_start..space], escaped);
         key = next_key;
-        value_start = next_eq + 1;
+        value_start = at + 1;
+        escaped = false;
+        i = value_start;
     }
+    push(&mut fields, key, &ext[value_start..], escaped);
+    Ok(fields)
 }
 
 /// Parses one syslog message (without framing) carrying a CEF record. Offsets in errors count
