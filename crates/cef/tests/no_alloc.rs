@@ -78,15 +78,18 @@ fn encode_into_a_reused_buffer_allocates_nothing() {
             buf.clear();
             encoder.encode(&alert, Severity::Warning, 1_710_411_343_120 + i, &mut buf);
         }
-        let allocations = allocations() - before;
+        let made = allocations() - before;
         assert_eq!(
-            allocations, 0,
-            "{format:?} {framing:?} max {max}: {allocations} allocations in 1000 encodes"
+            made, 0,
+            "{format:?} {framing:?} max {max}: {made} allocations in 1000 encodes"
         );
         assert!(!buf.is_empty());
         // The counter does count: a buffer without room must grow.
         let before = allocations();
         encoder.encode(&alert, Severity::Warning, 0, &mut Vec::new());
-        assert!(allocations() > before, "the counting allocator saw no allocation");
+        assert!(
+            allocations() > before,
+            "the counting allocator saw no allocation"
+        );
     }
 }
