@@ -22,11 +22,7 @@ fn tricky_value(key: &str) -> String {
 
 fn print_record(record: &Record) -> Result<(), Box<dyn std::error::Error>> {
     // Pairs in wire order (a JSON object would lose the order).
-    let expected: Vec<[&str; 2]> = record
-        .extension()
-        .iter()
-        .map(|f| [f.key.as_ref(), f.value.as_str()])
-        .collect();
+    let expected: Vec<[&str; 2]> = record.extension().iter().map(|(k, v)| [k, v]).collect();
     let line = serde_json::json!({
         "type": record.type_token(),
         "cef": record.to_cef_string(),

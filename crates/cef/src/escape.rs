@@ -27,11 +27,10 @@ fn block_has_any(block: &[u8; 16], set: [u8; 4]) -> bool {
 /// Looks at sixteen bytes per step: the per-alert encode path spends most of its time here.
 #[inline]
 pub(crate) fn find_any(bytes: &[u8], from: usize, set: [u8; 4]) -> Option<usize> {
-    let [a, b, c, d] = set;
     let scalar = |start: usize, block: &[u8]| {
         block
             .iter()
-            .position(|&x| x == a || x == b || x == c || x == d)
+            .position(|x| set.contains(x))
             .map(|p| start + p)
     };
 
@@ -79,8 +78,7 @@ fn value_escape(b: u8) -> &'static [u8] {
 /// Copies `s` into `out`, replacing the bytes of `set` by what `map` gives. Runs of plain bytes
 /// are copied in one call. Every escaped byte is ASCII, so UTF-8 sequences pass through whole.
 #[inline]
-fn escape_with(s: &str, out: &mut Vec<u8>, set: [u8; 4], map: fn(u8) -> &'static [u8]) {
-    let bytes = s.as_bytes();
+fn escape_with(bytes: &[u8], out: &mut Vec<u8>, set: [u8; 4], map: fn(u8) -> &'static [u8]) {
     let mut run_start = 0;
     while let Some(i) = find_any(bytes, run_start, set) {
         out.extend_from_slice(&bytes[run_start..i]);
@@ -92,43 +90,61 @@ fn escape_with(s: &str, out: &mut Vec<u8>, set: [u8; 4], map: fn(u8) -> &'static
 
 /// Appends the escaped form of a CEF header field.
 pub(crate) fn escape_header(s: &str, out: &mut Vec<u8>) {
-    escape_with(s, out, HEADER_SPECIAL, header_escape);
+    escape_with(s.as_bytes(), out, HEADER_SPECIAL, header_escape);
 }
 
 /// Appends the escaped form of a CEF extension value.
-pub(crate) fn escape_value(s: &str, out: &mut Vec<u8>) {
-    escape_with(s, out, VALUE_SPECIAL, value_escape);
+pub(crate) fn escape_value(value: &[u8], out: &mut Vec<u8>) {
+    escape_with(value, out, VALUE_SPECIAL, value_escape);
 }
 
-/// Undoes header escaping: `\\` and `\|`. Any other backslash is kept as it is.
-pub(crate) fn unescape_header(s: &str) -> Cow<'_, str> {
-    unescape_with(s, |c| match c {
-        b'\\' | b'|' => Some(c),
-        _ => None,
-    })
+fn header_plain(c: u8) -> Option<u8> {
+    matches!(c, b'\\' | b'|').then_some(c)
 }
 
-/// Undoes value escaping: `\\`, `\=`, `\n`, `\r`, and `\|` written by other producers. Any other
-/// backslash is kept as it is.
-pub(crate) fn unescape_value(s: &str) -> Cow<'_, str> {
-    unescape_with(s, |c| match c {
+fn value_plain(c: u8) -> Option<u8> {
+    match c {
         b'\\' | b'=' | b'|' => Some(c),
         b'n' => Some(b'\n'),
         b'r' => Some(b'\r'),
         _ => None,
-    })
+    }
+}
+
+/// Undoes header escaping: `\\` and `\|`. Any other backslash is kept as it is.
+pub(crate) fn unescape_header(s: &str) -> Cow<'_, str> {
+    if !s.as_bytes().contains(&b'\\') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    unescape_into(s, &mut out, header_plain);
+    Cow::Owned(out)
+}
+
+/// Undoes value escaping: `\\`, `\=`, `\n`, `\r`, and `\|` written by other producers. Any other
+/// backslash is kept as it is.
+#[cfg(test)]
+pub(crate) fn unescape_value(s: &str) -> Cow<'_, str> {
+    let mut out = String::new();
+    unescape_value_into(s, &mut out);
+    if out == s {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(out)
+    }
+}
+
+/// Appends `s` with value escaping undone to `out`.
+pub(crate) fn unescape_value_into(s: &str, out: &mut String) {
+    unescape_into(s, out, value_plain);
 }
 
 /// Copies runs between backslashes whole; `map` gives the byte an escaped byte stands for.
-fn unescape_with(s: &str, map: fn(u8) -> Option<u8>) -> Cow<'_, str> {
+fn unescape_into(s: &str, out: &mut String, map: fn(u8) -> Option<u8>) {
     let b = s.as_bytes();
     let next_backslash = |from: usize| b[from..].iter().position(|&c| c == b'\\').map(|p| from + p);
-    let Some(mut at) = next_backslash(0) else {
-        return Cow::Borrowed(s);
-    };
-    let mut out = String::with_capacity(s.len());
     let mut run_start = 0;
-    loop {
+    while let Some(at) = next_backslash(run_start) {
         // Every index used to slice is next to an ASCII byte, so on a character boundary.
         out.push_str(&s[run_start..at]);
         match b.get(at + 1).copied().and_then(map) {
@@ -141,13 +157,8 @@ fn unescape_with(s: &str, map: fn(u8) -> Option<u8>) -> Cow<'_, str> {
                 run_start = at + 1;
             }
         }
-        match next_backslash(run_start) {
-            Some(next) => at = next,
-            None => break,
-        }
     }
     out.push_str(&s[run_start..]);
-    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -162,7 +173,7 @@ mod tests {
 
     fn value(s: &str) -> String {
         let mut v = Vec::new();
-        escape_value(s, &mut v);
+        escape_value(s.as_bytes(), &mut v);
         String::from_utf8(v).unwrap()
     }
 
@@ -233,6 +244,6 @@ mod tests {
         assert_eq!(unescape_value("a\\tb"), "a\\tb");
         assert_eq!(unescape_value("end\\"), "end\\");
         assert_eq!(unescape_header("x\\=y\\|z"), "x\\=y|z");
-        assert!(matches!(unescape_value("plain"), Cow::Borrowed(_)));
+        assert!(matches!(unescape_header("plain"), Cow::Borrowed(_)));
     }
 }

@@ -5,8 +5,8 @@ use std::borrow::Cow;
 
 use crate::catalogue::{self, HEARTBEAT, PRODUCT, TypeSpec, VENDOR};
 use crate::error::{ParseError, ParseErrorKind as K};
-use crate::escape::{unescape_header, unescape_value};
-use crate::record::{Field, Record, is_valid_key};
+use crate::escape::{unescape_header, unescape_value_into};
+use crate::record::{Extension, Record};
 use crate::syslog::{Pri, SyslogFormat};
 use crate::time::{MONTHS, days_from_civil, days_in_month};
 
@@ -355,12 +355,25 @@ pub fn parse_cef(s: &str) -> Result<Record, ParseError> {
     bounds[0] = s.len() - body.len();
     let mut found = 1;
     let mut i = bounds[0];
+    // One pass over the header: field bounds, the first line break, fields holding a backslash.
+    let mut line_break = None;
+    let mut escaped_fields = 0u8;
     while found < 8 && i < b.len() {
         match b[i] {
-            b'\\' => i += 2,
+            b'\\' => {
+                escaped_fields |= 1 << (found - 1);
+                if matches!(b.get(i + 1), Some(b'\r' | b'\n')) {
+                    line_break = line_break.or(Some(i + 1));
+                }
+                i += 2;
+            }
             b'|' => {
                 bounds[found] = i + 1;
                 found += 1;
+                i += 1;
+            }
+            b'\r' | b'\n' => {
+                line_break = line_break.or(Some(i));
                 i += 1;
             }
             _ => i += 1,
@@ -379,13 +392,18 @@ pub fn parse_cef(s: &str) -> Result<Record, ParseError> {
             at,
         );
     }
+    if let Some(at) = line_break {
+        return err(K::LineBreakInHeader, at);
+    }
     let mut header: [Cow<'static, str>; 6] = Default::default();
     for (n, slot) in header.iter_mut().enumerate() {
-        let (at, raw) = field(n + 1);
-        if let Some(p) = raw.bytes().position(|c| c == b'\r' || c == b'\n') {
-            return err(K::LineBreakInHeader, at + p);
-        }
-        *slot = intern_header(n, unescape_header(raw));
+        let (_, raw) = field(n + 1);
+        let text = if escaped_fields & (1 << (n + 1)) != 0 {
+            unescape_header(raw)
+        } else {
+            Cow::Borrowed(raw)
+        };
+        *slot = intern_header(n, text);
     }
     let [vendor, product, version, type_token, name, severity] = header;
     let hint = catalogue::alert_type(&type_token)
@@ -447,15 +465,24 @@ fn find_eq_or_backslash(b: &[u8], from: usize) -> Option<usize> {
         .map(|p| i + p)
 }
 
+/// The error for an `=` at `at` that does not follow ` key`: no space before it in the value
+/// (an unescaped `=`), or something other than letters and digits between the space and it.
+fn bad_key_before(b: &[u8], value_start: usize, at: usize, base: usize) -> ParseError {
+    match b[value_start..at].iter().rposition(|&c| c == b' ') {
+        None => ParseError::new(K::UnescapedEquals, base + at),
+        Some(space) => ParseError::new(K::BadExtensionKey, base + value_start + space + 1),
+    }
+}
+
 /// Splits the extension in one forward pass. A value runs until the last space before the next
 /// unescaped `=`; the run between that space and the `=` is the next key.
 fn parse_extension(
     ext: &str,
     base: usize,
     hint: Option<&'static TypeSpec>,
-) -> Result<Vec<Field>, ParseError> {
+) -> Result<Extension, ParseError> {
     let b = ext.as_bytes();
-    let mut fields = Vec::with_capacity(hint.map_or(8, |h| h.keys.len()));
+    let mut fields = Extension::with_capacity(hint.map_or(8, |h| h.keys.len()), ext.len());
     let start = b.iter().position(|&c| c != b' ').unwrap_or(b.len());
     if start == b.len() {
         return Ok(fields);
@@ -481,7 +508,7 @@ fn parse_extension(
     // Keys of a known type usually come in catalogue order: try the slot after the last match
     // first, then the whole catalogue.
     let mut next_slot = 0;
-    let mut push = |fields: &mut Vec<Field>, key: &str, raw: &str, escaped: bool| {
+    let mut push = |fields: &mut Extension, key: &str, raw: &str, escaped: bool| {
         let in_order = hint.and_then(|h| {
             let rest = h.keys.get(next_slot..)?;
             let at = rest
@@ -493,12 +520,11 @@ fn parse_extension(
         let key = in_order
             .or_else(|| catalogue::static_key(hint, key))
             .map_or_else(|| Cow::Owned(key.to_owned()), Cow::Borrowed);
-        let value = if escaped {
-            unescape_value(raw).into_owned()
+        if escaped {
+            fields.push_with(key, |out| unescape_value_into(raw, out));
         } else {
-            raw.to_owned()
-        };
-        fields.push(Field { key, value });
+            fields.push(key, raw);
+        }
     };
     let mut value_start = eq + 1;
     let mut escaped = false;
@@ -511,14 +537,17 @@ fn parse_extension(
             i = at + 2;
             continue;
         }
-        let Some(space) = b[value_start..at].iter().rposition(|&c| c == b' ') else {
-            return err(K::UnescapedEquals, base + at);
-        };
-        let space = value_start + space;
-        let next_key = &ext[space + 1..at];
-        if !is_valid_key(next_key) {
-            return err(K::BadExtensionKey, base + space + 1);
+        // The key is the run of letters and digits just before `=`, after a space.
+        let key_len = b[value_start..at]
+            .iter()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .count();
+        let space = at - key_len - 1;
+        if key_len == 0 || space < value_start || b[space] != b' ' {
+            return Err(bad_key_before(b, value_start, at, base));
         }
+        let next_key = &ext[space + 1..at];
         push(&mut fields, key, &ext[value_start..space], escaped);
         key = next_key;
         value_start = at + 1;
@@ -655,7 +684,7 @@ mod tests {
         assert_eq!(r.get("fName"), Some("report=final.docm"));
         assert_eq!(r.get("request"), Some("http://x/get?id=42|x"));
         assert_eq!(r.get("cs1"), Some("two words"));
-        assert!(matches!(r.extension()[0].key, Cow::Borrowed(_)));
+        assert!(r.extension().key_is_borrowed(0));
     }
 
     #[test]
