@@ -504,22 +504,9 @@ fn parse_extension(
         }
         _ => return err(K::BadExtensionKey, base + start),
     }
-    let mut key = &ext[start..eq];
-    // Keys of a known type usually come in catalogue order: try the slot after the last match
-    // first, then the whole catalogue.
-    let mut next_slot = 0;
-    let mut push = |fields: &mut Extension, key: &str, raw: &str, escaped: bool| {
-        let in_order = hint.and_then(|h| {
-            let rest = h.keys.get(next_slot..)?;
-            let at = rest
-                .iter()
-                .position(|k| k.len() == key.len() && *k == key)?;
-            next_slot += at + 1;
-            Some(rest[at])
-        });
-        let key = in_order
-            .or_else(|| catalogue::static_key(hint, key))
-            .map_or_else(|| Cow::Owned(key.to_owned()), Cow::Borrowed);
+    let mut keys = KeyResolver { hint, next_slot: 0 };
+    let mut key = keys.resolve(&ext[start..eq]);
+    let push = |fields: &mut Extension, key: Cow<'static, str>, raw: &str, escaped: bool| {
         if escaped {
             fields.push_with(key, |out| unescape_value_into(raw, out));
         } else {
@@ -537,17 +524,22 @@ fn parse_extension(
             i = at + 2;
             continue;
         }
-        // The key is the run of letters and digits just before `=`, after a space.
-        let key_len = b[value_start..at]
-            .iter()
-            .rev()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .count();
-        let space = at - key_len - 1;
-        if key_len == 0 || space < value_start || b[space] != b' ' {
-            return Err(bad_key_before(b, value_start, at, base));
-        }
-        let next_key = &ext[space + 1..at];
+        let (space, next_key) = match keys.expected_before(b, value_start, at) {
+            Some(k) => (at - k.len() - 1, Cow::Borrowed(k)),
+            None => {
+                // The key is the run of letters and digits just before `=`, after a space.
+                let key_len = b[value_start..at]
+                    .iter()
+                    .rev()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .count();
+                let space = at - key_len - 1;
+                if key_len == 0 || space < value_start || b[space] != b' ' {
+                    return Err(bad_key_before(b, value_start, at, base));
+                }
+                (space, keys.resolve(&ext[space + 1..at]))
+            }
+        };
         push(&mut fields, key, &ext[value_start..space], escaped);
         key = next_key;
         value_start = at + 1;
@@ -556,6 +548,40 @@ fn parse_extension(
     }
     push(&mut fields, key, &ext[value_start..], escaped);
     Ok(fields)
+}
+
+/// Finds the catalogue's `&'static str` for parsed keys. Keys of a known type usually come in
+/// catalogue order, so the key expected next is tried first.
+struct KeyResolver {
+    hint: Option<&'static TypeSpec>,
+    next_slot: usize,
+}
+
+impl KeyResolver {
+    /// The expected next key, if the bytes before the `=` at `at` are a space and that key:
+    /// then it is the key, found with one comparison instead of a scan.
+    fn expected_before(&mut self, b: &[u8], value_start: usize, at: usize) -> Option<&'static str> {
+        let k = *self.hint?.keys.get(self.next_slot)?;
+        let n = k.len();
+        let hit = at > value_start + n && &b[at - n..at] == k.as_bytes() && b[at - n - 1] == b' ';
+        hit.then(|| {
+            self.next_slot += 1;
+            k
+        })
+    }
+
+    /// The key as a catalogue string if it is one, else a copy.
+    fn resolve(&mut self, key: &str) -> Cow<'static, str> {
+        let in_order = self.hint.and_then(|h| {
+            let rest = h.keys.get(self.next_slot..)?;
+            let at = rest.iter().position(|k| *k == key)?;
+            self.next_slot += at + 1;
+            Some(rest[at])
+        });
+        in_order
+            .or_else(|| catalogue::static_key(self.hint, key))
+            .map_or_else(|| Cow::Owned(key.to_owned()), Cow::Borrowed)
+    }
 }
 
 /// Parses one syslog message (without framing) carrying a CEF record. Offsets in errors count
