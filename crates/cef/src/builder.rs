@@ -8,7 +8,7 @@ use crate::catalogue::{
     TypeSpec,
 };
 use crate::error::BuildError;
-use crate::record::{Field, Importance, Record};
+use crate::record::{Extension, Importance, Record};
 use crate::time::{RtFormat, format_rt};
 
 /// Values for a fixed list of keys, one slot per key.
@@ -46,22 +46,19 @@ impl Slots {
         self.values[i].as_deref()
     }
 
-    /// The set values in catalogue order, as fields; `override_key` replaces one value.
-    fn fields(&self, override_key: Option<(&'static str, &str)>) -> Vec<Field> {
-        self.keys
-            .iter()
-            .zip(&self.values)
-            .filter_map(|(k, v)| {
-                let value = match override_key {
-                    Some((ok, ov)) if ok == *k => Some(ov),
-                    _ => v.as_deref(),
-                }?;
-                (!value.is_empty()).then(|| Field {
-                    key: Cow::Borrowed(*k),
-                    value: value.to_owned(),
-                })
-            })
-            .collect()
+    /// The set values in catalogue order; `override_key` replaces one value.
+    fn extension(&self, override_key: Option<(&'static str, &str)>) -> Extension {
+        let mut ext = Extension::with_capacity(self.keys.len(), 256);
+        for (key, value) in self.keys.iter().zip(&self.values) {
+            let value = match override_key {
+                Some((k, v)) if k == *key => Some(v),
+                _ => value.as_deref(),
+            };
+            if let Some(value) = value.filter(|v| !v.is_empty()) {
+                ext.push(*key, value);
+            }
+        }
+        ext
     }
 }
 
@@ -165,7 +162,7 @@ impl AlertBuilder {
         self.slots.get(key)
     }
 
-    fn record(&self, extension: Vec<Field>) -> Record {
+    fn record(&self, extension: Extension) -> Record {
         Record {
             vendor: Cow::Borrowed(catalogue::VENDOR),
             product: Cow::Borrowed(catalogue::PRODUCT),
@@ -186,7 +183,7 @@ impl AlertBuilder {
                 reason: "use build_messages",
             });
         }
-        Ok(self.record(self.slots.fields(None)))
+        Ok(self.record(self.slots.extension(None)))
     }
 
     /// Builds every message of the alert: one for most types; one per IOA rule, each with the
@@ -194,7 +191,7 @@ impl AlertBuilder {
     /// added, a `cs1` value set directly counts as the one rule.
     pub fn build_messages(self) -> Result<Vec<Record>, BuildError> {
         if !self.spec.one_message_per_rule {
-            return Ok(vec![self.record(self.slots.fields(None))]);
+            return Ok(vec![self.record(self.slots.extension(None))]);
         }
         let rules: Vec<&str> = if self.ioa_rules.is_empty() {
             self.slots.get("cs1").into_iter().collect()
@@ -209,7 +206,7 @@ impl AlertBuilder {
         }
         Ok(rules
             .iter()
-            .map(|rule| self.record(self.slots.fields(Some(("cs1", rule)))))
+            .map(|rule| self.record(self.slots.extension(Some(("cs1", rule)))))
             .collect())
     }
 }
@@ -281,7 +278,7 @@ impl ActivityRecordBuilder {
             type_token: Cow::Borrowed(self.area),
             name: self.name,
             severity: Cow::Borrowed(self.importance.as_str()),
-            extension: self.slots.fields(None),
+            extension: self.slots.extension(None),
         }
     }
 }
@@ -355,7 +352,7 @@ impl HeartbeatBuilder {
             type_token: Cow::Borrowed(HEARTBEAT.token),
             name: Cow::Borrowed(HEARTBEAT.name),
             severity: Cow::Borrowed("0"),
-            extension: self.slots.fields(None),
+            extension: self.slots.extension(None),
         }
     }
 }
@@ -365,7 +362,7 @@ mod tests {
     use super::*;
 
     fn keys(r: &Record) -> Vec<&str> {
-        r.extension().iter().map(|f| f.key.as_ref()).collect()
+        r.extension().iter().map(|(k, _)| k).collect()
     }
 
     #[test]

@@ -12,38 +12,48 @@ const HEADER_SPECIAL: [u8; 4] = [b'\\', b'|', b'\n', b'\r'];
 /// The bytes escaped in extension values.
 const VALUE_SPECIAL: [u8; 4] = [b'\\', b'=', b'\n', b'\r'];
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// High bit set in each byte of `word` equal to `b` (exact for the lowest such byte).
+/// Whether any byte of the 16-byte block is in `set`. Written without early exit over a fixed
+/// size so that the compiler emits vector compares (SSE2 on x86-64).
 #[inline(always)]
-fn bytes_equal(word: u64, b: u8) -> u64 {
-    let x = word ^ (LO * u64::from(b));
-    x.wrapping_sub(LO) & !x & HI
+fn block_has_any(block: &[u8; 16], set: [u8; 4]) -> bool {
+    let mut hit = false;
+    for &x in block {
+        hit |= (x == set[0]) | (x == set[1]) | (x == set[2]) | (x == set[3]);
+    }
+    hit
 }
 
 /// Index of the first byte of `bytes[from..]` (as an index into `bytes`) that is one of `set`.
-/// Looks at eight bytes per step: the per-alert encode path spends most of its time here.
+/// Looks at sixteen bytes per step: the per-alert encode path spends most of its time here.
 #[inline]
 pub(crate) fn find_any(bytes: &[u8], from: usize, set: [u8; 4]) -> Option<usize> {
+    let scalar = |start: usize, block: &[u8]| {
+        block
+            .iter()
+            .position(|x| set.contains(x))
+            .map(|p| start + p)
+    };
+
     let mut i = from;
-    while i + 8 <= bytes.len() {
-        let mut chunk = [0u8; 8];
-        chunk.copy_from_slice(&bytes[i..i + 8]);
-        let w = u64::from_le_bytes(chunk);
-        let hits = bytes_equal(w, set[0])
-            | bytes_equal(w, set[1])
-            | bytes_equal(w, set[2])
-            | bytes_equal(w, set[3]);
-        if hits != 0 {
-            return Some(i + (hits.trailing_zeros() / 8) as usize);
+    while let Some(block) = bytes.get(i..i + 16) {
+        let block: &[u8; 16] = block.try_into().ok()?;
+        if block_has_any(block, set) {
+            return scalar(i, block);
         }
-        i += 8;
+        i += 16;
     }
-    bytes[i..]
-        .iter()
-        .position(|b| set.contains(b))
-        .map(|p| i + p)
+    // The last 0..=15 bytes: one more block, padded with a byte that is never special.
+    let rest = &bytes[i..];
+    if rest.is_empty() {
+        return None;
+    }
+    let mut block = [b'a'; 16];
+    block[..rest.len()].copy_from_slice(rest);
+    if block_has_any(&block, set) {
+        scalar(i, rest)
+    } else {
+        None
+    }
 }
 
 #[inline]
@@ -68,8 +78,7 @@ fn value_escape(b: u8) -> &'static [u8] {
 /// Copies `s` into `out`, replacing the bytes of `set` by what `map` gives. Runs of plain bytes
 /// are copied in one call. Every escaped byte is ASCII, so UTF-8 sequences pass through whole.
 #[inline]
-fn escape_with(s: &str, out: &mut Vec<u8>, set: [u8; 4], map: fn(u8) -> &'static [u8]) {
-    let bytes = s.as_bytes();
+fn escape_with(bytes: &[u8], out: &mut Vec<u8>, set: [u8; 4], map: fn(u8) -> &'static [u8]) {
     let mut run_start = 0;
     while let Some(i) = find_any(bytes, run_start, set) {
         out.extend_from_slice(&bytes[run_start..i]);
@@ -81,56 +90,75 @@ fn escape_with(s: &str, out: &mut Vec<u8>, set: [u8; 4], map: fn(u8) -> &'static
 
 /// Appends the escaped form of a CEF header field.
 pub(crate) fn escape_header(s: &str, out: &mut Vec<u8>) {
-    escape_with(s, out, HEADER_SPECIAL, header_escape);
+    escape_with(s.as_bytes(), out, HEADER_SPECIAL, header_escape);
 }
 
 /// Appends the escaped form of a CEF extension value.
-pub(crate) fn escape_value(s: &str, out: &mut Vec<u8>) {
-    escape_with(s, out, VALUE_SPECIAL, value_escape);
+pub(crate) fn escape_value(value: &[u8], out: &mut Vec<u8>) {
+    escape_with(value, out, VALUE_SPECIAL, value_escape);
+}
+
+fn header_plain(c: u8) -> Option<u8> {
+    matches!(c, b'\\' | b'|').then_some(c)
+}
+
+fn value_plain(c: u8) -> Option<u8> {
+    match c {
+        b'\\' | b'=' | b'|' => Some(c),
+        b'n' => Some(b'\n'),
+        b'r' => Some(b'\r'),
+        _ => None,
+    }
 }
 
 /// Undoes header escaping: `\\` and `\|`. Any other backslash is kept as it is.
 pub(crate) fn unescape_header(s: &str) -> Cow<'_, str> {
-    unescape_with(s, |c| match c {
-        '\\' => Some('\\'),
-        '|' => Some('|'),
-        _ => None,
-    })
+    if !s.as_bytes().contains(&b'\\') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    unescape_into(s, &mut out, header_plain);
+    Cow::Owned(out)
 }
 
 /// Undoes value escaping: `\\`, `\=`, `\n`, `\r`, and `\|` written by other producers. Any other
 /// backslash is kept as it is.
+#[cfg(test)]
 pub(crate) fn unescape_value(s: &str) -> Cow<'_, str> {
-    unescape_with(s, |c| match c {
-        '\\' => Some('\\'),
-        '=' => Some('='),
-        'n' => Some('\n'),
-        'r' => Some('\r'),
-        '|' => Some('|'),
-        _ => None,
-    })
+    let mut out = String::new();
+    unescape_value_into(s, &mut out);
+    if out == s {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(out)
+    }
 }
 
-fn unescape_with(s: &str, map: impl Fn(char) -> Option<char>) -> Cow<'_, str> {
-    if !s.contains('\\') {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.clone().next().and_then(&map) {
+/// Appends `s` with value escaping undone to `out`.
+pub(crate) fn unescape_value_into(s: &str, out: &mut String) {
+    unescape_into(s, out, value_plain);
+}
+
+/// Copies runs between backslashes whole; `map` gives the byte an escaped byte stands for.
+fn unescape_into(s: &str, out: &mut String, map: fn(u8) -> Option<u8>) {
+    let b = s.as_bytes();
+    let next_backslash = |from: usize| b[from..].iter().position(|&c| c == b'\\').map(|p| from + p);
+    let mut run_start = 0;
+    while let Some(at) = next_backslash(run_start) {
+        // Every index used to slice is next to an ASCII byte, so on a character boundary.
+        out.push_str(&s[run_start..at]);
+        match b.get(at + 1).copied().and_then(map) {
             Some(plain) => {
-                out.push(plain);
-                chars.next();
+                out.push(char::from(plain));
+                run_start = at + 2;
             }
-            None => out.push('\\'),
+            None => {
+                out.push('\\');
+                run_start = at + 1;
+            }
         }
     }
-    Cow::Owned(out)
+    out.push_str(&s[run_start..]);
 }
 
 #[cfg(test)]
@@ -145,7 +173,7 @@ mod tests {
 
     fn value(s: &str) -> String {
         let mut v = Vec::new();
-        escape_value(s, &mut v);
+        escape_value(s.as_bytes(), &mut v);
         String::from_utf8(v).unwrap()
     }
 
@@ -216,6 +244,6 @@ mod tests {
         assert_eq!(unescape_value("a\\tb"), "a\\tb");
         assert_eq!(unescape_value("end\\"), "end\\");
         assert_eq!(unescape_header("x\\=y\\|z"), "x\\=y|z");
-        assert!(matches!(unescape_value("plain"), Cow::Borrowed(_)));
+        assert!(matches!(unescape_header("plain"), Cow::Borrowed(_)));
     }
 }

@@ -52,7 +52,7 @@ pub use builder::{ActivityRecordBuilder, AlertBuilder, HeartbeatBuilder};
 pub use error::{BuildError, ParseError, ParseErrorKind};
 pub use frame::{Framing, decode_frame};
 pub use parse::{SyslogMessage, SyslogTimestamp, parse_cef, parse_frame, parse_syslog};
-pub use record::{Field, Importance, Record};
+pub use record::{Extension, Field, Importance, Pairs, Record};
 pub use syslog::{
     DEFAULT_APP_NAME, DEFAULT_MAX_MESSAGE_BYTES, Encoded, Facility, MIN_MAX_MESSAGE_BYTES, Pri,
     Severity, SyslogEncoder, SyslogEncoderBuilder, SyslogFormat,

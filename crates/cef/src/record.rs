@@ -2,6 +2,7 @@
 //! encoder, produced by the parser.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use crate::catalogue::{PRODUCT, VENDOR};
 use crate::error::BuildError;
@@ -39,14 +40,129 @@ impl Importance {
     }
 }
 
-/// One extension pair. Keys from the catalogue are borrowed, so building and parsing known records
-/// does not allocate for keys.
+/// One extension pair, owned: the input form for [`Record::new`] and [`Extension::from`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Field {
     /// The key: one or more ASCII letters and digits, case-sensitive.
     pub key: Cow<'static, str>,
-    /// The value, unescaped. Builders never store an empty value; a parsed record may hold one.
+    /// The value, unescaped.
     pub value: String,
+}
+
+/// The extension of a record: ordered (key, value) pairs. Keys from the catalogue are borrowed
+/// and every value lives in one string, so a record costs two allocations however many pairs it
+/// has (the parser's hot path). Builders never store an empty value; a parsed record may hold one.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Extension {
+    /// Each key with the end offset of its value in `values` (a value starts where the previous
+    /// one ends).
+    keys: Vec<(Cow<'static, str>, usize)>,
+    values: String,
+}
+
+impl Extension {
+    /// An empty extension with room for `pairs` pairs and `value_bytes` bytes of values.
+    pub fn with_capacity(pairs: usize, value_bytes: usize) -> Self {
+        Self {
+            keys: Vec::with_capacity(pairs),
+            values: String::with_capacity(value_bytes),
+        }
+    }
+
+    /// Appends a pair (unchecked: [`Record::new`] checks keys).
+    pub fn push(&mut self, key: impl Into<Cow<'static, str>>, value: &str) {
+        self.values.push_str(value);
+        self.keys.push((key.into(), self.values.len()));
+    }
+
+    /// Appends a pair whose value `write` appends to the given string.
+    pub(crate) fn push_with(&mut self, key: Cow<'static, str>, write: impl FnOnce(&mut String)) {
+        write(&mut self.values);
+        self.keys.push((key, self.values.len()));
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there is no pair.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The pairs in wire order.
+    pub fn iter(&self) -> Pairs<'_> {
+        Pairs {
+            keys: self.keys.iter(),
+            values: &self.values,
+            start: 0,
+        }
+    }
+
+    /// The pairs as bytes, for the encoder (byte slices skip the character-boundary checks).
+    pub(crate) fn iter_bytes(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let values = self.values.as_bytes();
+        let mut start = 0;
+        self.keys.iter().map(move |(key, end)| {
+            let value = &values[start..*end];
+            start = *end;
+            (key.as_bytes(), value)
+        })
+    }
+
+    /// The value of the first pair with this key.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// Whether the key of pair `index` is the catalogue's own string (not a copy).
+    #[cfg(test)]
+    pub(crate) fn key_is_borrowed(&self, index: usize) -> bool {
+        matches!(self.keys.get(index), Some((Cow::Borrowed(_), _)))
+    }
+}
+
+/// Iterator over the pairs of an [`Extension`], in wire order.
+#[derive(Debug, Clone)]
+pub struct Pairs<'a> {
+    keys: std::slice::Iter<'a, (Cow<'static, str>, usize)>,
+    values: &'a str,
+    start: usize,
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (key, end) = self.keys.next()?;
+        let value = &self.values[self.start..*end];
+        self.start = *end;
+        Some((key.as_ref(), value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.keys.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Pairs<'_> {}
+
+impl From<Vec<Field>> for Extension {
+    fn from(fields: Vec<Field>) -> Self {
+        let bytes = fields.iter().map(|f| f.value.len()).sum();
+        let mut ext = Self::with_capacity(fields.len(), bytes);
+        for f in fields {
+            ext.push(f.key, &f.value);
+        }
+        ext
+    }
+}
+
+impl fmt::Debug for Extension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// A CEF record. Its header fields never contain CR or LF, and its keys are ASCII letters and
@@ -59,7 +175,7 @@ pub struct Record {
     pub(crate) type_token: Cow<'static, str>,
     pub(crate) name: Cow<'static, str>,
     pub(crate) severity: Cow<'static, str>,
-    pub(crate) extension: Vec<Field>,
+    pub(crate) extension: Extension,
 }
 
 impl Record {
@@ -70,7 +186,7 @@ impl Record {
         type_token: impl Into<Cow<'static, str>>,
         name: impl Into<Cow<'static, str>>,
         severity: impl Into<Cow<'static, str>>,
-        extension: Vec<Field>,
+        extension: impl Into<Extension>,
     ) -> Result<Self, BuildError> {
         Self::with_device(
             VENDOR, PRODUCT, version, type_token, name, severity, extension,
@@ -85,7 +201,7 @@ impl Record {
         type_token: impl Into<Cow<'static, str>>,
         name: impl Into<Cow<'static, str>>,
         severity: impl Into<Cow<'static, str>>,
-        extension: Vec<Field>,
+        extension: impl Into<Extension>,
     ) -> Result<Self, BuildError> {
         let record = Self {
             vendor: vendor.into(),
@@ -94,17 +210,17 @@ impl Record {
             type_token: type_token.into(),
             name: name.into(),
             severity: severity.into(),
-            extension,
+            extension: extension.into(),
         };
         for (field, value) in record.header_fields() {
             if value.contains(['\r', '\n']) {
                 return Err(BuildError::HeaderLineBreak { field });
             }
         }
-        for f in &record.extension {
-            if !is_valid_key(&f.key) {
+        for (key, _) in record.extension.iter() {
+            if !is_valid_key(key) {
                 return Err(BuildError::InvalidKey {
-                    key: f.key.to_string(),
+                    key: key.to_owned(),
                 });
             }
         }
@@ -147,15 +263,12 @@ impl Record {
         &self.severity
     }
     /// Extension pairs in output order.
-    pub fn extension(&self) -> &[Field] {
+    pub fn extension(&self) -> &Extension {
         &self.extension
     }
     /// The value of the first pair with this key.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.extension
-            .iter()
-            .find(|f| f.key == key)
-            .map(|f| f.value.as_str())
+        self.extension.get(key)
     }
 
     /// Appends the CEF text of this record (`CEF:0|...|extension`) to `out`.
@@ -165,13 +278,13 @@ impl Record {
             escape_header(value, out);
             out.push(b'|');
         }
-        for (i, f) in self.extension.iter().enumerate() {
+        for (i, (key, value)) in self.extension.iter_bytes().enumerate() {
             if i > 0 {
                 out.push(b' ');
             }
-            out.extend_from_slice(f.key.as_bytes());
+            out.extend_from_slice(key);
             out.push(b'=');
-            escape_value(&f.value, out);
+            escape_value(value, out);
         }
     }
 

@@ -3,18 +3,29 @@
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use cef::{AlertBuilder, Framing, Importance, RtFormat, Severity, SyslogEncoder, SyslogFormat};
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Allocations made by this thread (the test harness allocates on other threads).
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count() {
+    ALLOCATIONS.with(|n| n.set(n.get() + 1));
+}
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
 
 // SAFETY: forwards every call to the system allocator unchanged; it only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -23,7 +34,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -62,16 +73,23 @@ fn encode_into_a_reused_buffer_allocates_nothing() {
             .build()
             .unwrap();
         let mut buf = Vec::with_capacity(4096);
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = allocations();
         for i in 0..1000 {
             buf.clear();
             encoder.encode(&alert, Severity::Warning, 1_710_411_343_120 + i, &mut buf);
         }
-        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let made = allocations() - before;
         assert_eq!(
-            allocations, 0,
-            "{format:?} {framing:?} max {max}: {allocations} allocations in 1000 encodes"
+            made, 0,
+            "{format:?} {framing:?} max {max}: {made} allocations in 1000 encodes"
         );
         assert!(!buf.is_empty());
+        // The counter does count: a buffer without room must grow.
+        let before = allocations();
+        encoder.encode(&alert, Severity::Warning, 0, &mut Vec::new());
+        assert!(
+            allocations() > before,
+            "the counting allocator saw no allocation"
+        );
     }
 }

@@ -193,7 +193,14 @@ fn parse_of_encode_is_identity() {
 fn cut_messages_stay_within_the_limit_and_well_formed() {
     let long_record =
         (arb_record(), tricky_string(400), tricky_string(400)).prop_map(|(r, a, b)| {
-            let mut ext = r.extension().to_vec();
+            let mut ext: Vec<Field> = r
+                .extension()
+                .iter()
+                .map(|(k, v)| Field {
+                    key: k.to_owned().into(),
+                    value: v.to_owned(),
+                })
+                .collect();
             ext.push(Field {
                 key: "cs1".into(),
                 value: a.repeat(4),
