@@ -54,8 +54,8 @@ pub struct Timeouts {
     /// `TCP_USER_TIMEOUT`: the kernel aborts the connection when sent data stays unacknowledged
     /// this long. Default 4 s, under the 5 s black-hole target.
     pub tcp_user_timeout: Duration,
-    /// Keepalive idle time before the first probe. Default 2 s (an idle black hole is found
-    /// after idle + interval * count = 5 s).
+    /// Keepalive idle time before the first probe. Default 1 s (an idle black hole is found
+    /// after idle + interval * count = 4 s).
     pub keepalive_idle: Duration,
     /// Keepalive probe interval. Default 1 s.
     pub keepalive_interval: Duration,
@@ -79,7 +79,7 @@ impl Default for Timeouts {
             connect: Duration::from_secs(2),
             handshake: Duration::from_secs(3),
             tcp_user_timeout: Duration::from_secs(4),
-            keepalive_idle: Duration::from_secs(2),
+            keepalive_idle: Duration::from_secs(1),
             keepalive_interval: Duration::from_secs(1),
             keepalive_count: 3,
             write: Duration::from_secs(3),

@@ -320,3 +320,64 @@ async fn tcp_hung_siem_with_full_buffers_is_left_without_loss() -> Result<()> {
     let o = stream_and_kill(Protocol::Tcp, Death::Stop, 40_000, 10).await?;
     check(&o, Protocol::Tcp, Duration::from_secs(8))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_to_a_black_hole_is_left_by_keepalive() -> Result<()> {
+    let net = LoopbackNet::random();
+    let ips = [net.ip(31), net.ip(32)];
+    let port = common_port(&ips);
+    let siems = [
+        Rsyslog::start(Receiver::Tcp, SocketAddr::new(ips[0], port))?,
+        Rsyslog::start(Receiver::Tcp, SocketAddr::new(ips[1], port))?,
+    ];
+    let records: Vec<(&str, IpAddr)> = ips.iter().map(|ip| ("siem.test", *ip)).collect();
+    let dns = Dnsmasq::start(net.ip(53), &records, 60)?;
+    let mut config = DeliveryConfig::new("siem.test", port, Protocol::Tcp);
+    config.nameservers = vec![dns.addr];
+    let engine = DeliveryEngine::start(config)?;
+    engine
+        .send(Message {
+            seq: 1,
+            bytes: Bytes::from(cef_message(1, 300)),
+        })
+        .await?;
+    let mut rx = engine.confirmed();
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|c| *c == Some(1))).await??;
+    let victim = engine.status().current.unwrap();
+    ensure!(siems.iter().any(|s| s.addr == victim));
+    // Nothing more is sent: only keepalive can notice the black hole.
+    let _hole = BlackHole::new(victim)?;
+    let holed_at = Instant::now();
+    wait_for(
+        "keepalive to fail the idle connection",
+        Duration::from_secs(10),
+        || {
+            engine
+                .status()
+                .addresses
+                .iter()
+                .any(|a| a.addr == victim && !a.up)
+        },
+    )
+    .await?;
+    let after = holed_at.elapsed();
+    let st = engine.status();
+    let err = st
+        .addresses
+        .iter()
+        .find(|a| a.addr == victim)
+        .and_then(|a| a.last_error.clone())
+        .unwrap_or_default();
+    println!("idle black hole found after {after:?}: {err}");
+    ensure!(after <= Duration::from_secs(5), "took {after:?}");
+    // The next message goes to the other address.
+    engine
+        .send(Message {
+            seq: 2,
+            bytes: Bytes::from(cef_message(2, 300)),
+        })
+        .await?;
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|c| *c == Some(2))).await??;
+    ensure!(engine.status().current.is_some_and(|c| c != victim));
+    Ok(())
+}
