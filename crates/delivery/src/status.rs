@@ -81,6 +81,8 @@ pub struct ResolutionStatus {
 /// A snapshot of the engine for the admin API.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EngineStatus {
+    /// False for UDP: its messages count as delivered once sent, nothing confirms them.
+    pub confirmable: bool,
     /// Address in use, if connected.
     pub current: Option<SocketAddr>,
     /// True while a connection is established.

@@ -92,6 +92,7 @@ async fn deliver_and_compare(
         st.current
     );
     ensure!(st.confirmed == 400 && st.unconfirmed == 0, "{st:?}");
+    ensure!(st.confirmable, "{protocol:?} confirms");
     let report = engine.shutdown(Duration::from_secs(5)).await;
     ensure!(
         report.unconfirmed == 0 && report.confirmed_up_to == Some(400),
@@ -164,6 +165,7 @@ async fn udp_reaches_rsyslog_byte_exact_one_datagram_per_message() -> Result<()>
         got.len(),
         sent.len()
     );
+    ensure!(!engine.status().confirmable, "UDP is marked unconfirmable");
     engine.shutdown(Duration::from_secs(2)).await;
     Ok(())
 }

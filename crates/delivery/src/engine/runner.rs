@@ -294,6 +294,7 @@ impl Runner {
             .collect();
         metrics::gauge!(metric::UNCONFIRMED).set(self.pending.len() as f64);
         if let Ok(mut s) = self.status.lock() {
+            s.confirmable = self.config.protocol != Protocol::Udp;
             s.current = current;
             s.connected = connected;
             s.addresses = addresses;
