@@ -24,6 +24,8 @@ pub struct TimingConfig {
     pub keep_entries_after_snapshot: u64,
     /// Most entries sent in one append-entries call.
     pub max_entries_per_append: u64,
+    /// Purge the log once at least this many entries can go.
+    pub purge_batch_entries: u64,
 }
 
 impl Default for TimingConfig {
@@ -35,7 +37,8 @@ impl Default for TimingConfig {
             rpc_timeout_ms: 1000,
             snapshot_every_entries: 5_000,
             keep_entries_after_snapshot: 1_000,
-            max_entries_per_append: 64,
+            max_entries_per_append: 16,
+            purge_batch_entries: 64,
         }
     }
 }
@@ -71,7 +74,10 @@ impl TimingConfig {
                 "must be > 0 and at most 4x the election timeout",
             ));
         }
-        if self.snapshot_every_entries == 0 || self.max_entries_per_append == 0 {
+        if self.snapshot_every_entries == 0
+            || self.max_entries_per_append == 0
+            || self.purge_batch_entries == 0
+        {
             return Err(invalid(
                 "snapshot_every_entries",
                 "snapshot and batch sizes must be > 0",
@@ -92,7 +98,7 @@ impl TimingConfig {
             max_payload_entries: self.max_entries_per_append,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
             max_in_snapshot_log_to_keep: self.keep_entries_after_snapshot,
-            purge_batch_size: 256,
+            purge_batch_size: self.purge_batch_entries,
             ..Default::default()
         };
         cfg.validate().map_err(|e| invalid("raft", &e.to_string()))

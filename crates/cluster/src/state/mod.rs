@@ -9,10 +9,12 @@ use crate::settings::{SettingsViolation, SiemSettings};
 use dedup::{DedupIndex, DedupKey, DedupSlot, DedupWindow};
 use outbox::{Outbox, OutboxEntry, OutboxFull, OutboxLimits, Record, RecordKind};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Largest number of records in one submitted batch.
-pub const MAX_BATCH_RECORDS: usize = 10_000;
+pub const MAX_BATCH_RECORDS: usize = 4_096;
+/// Largest total payload of one submitted batch, in bytes.
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Longest source name and alert ID, in bytes.
 pub const MAX_KEY_PART_BYTES: usize = 256;
 
@@ -87,6 +89,11 @@ pub enum Command {
     RemoveUser {
         /// User name.
         name: String,
+    },
+    /// A node left (or is leaving) the cluster: its ID may never be used again.
+    RetireNode {
+        /// The retired node ID.
+        node_id: u64,
     },
 }
 
@@ -176,6 +183,13 @@ pub fn validate_records(records: &[Record]) -> Result<(), Refusal> {
             format!("at most {MAX_BATCH_RECORDS} records per batch"),
         ));
     }
+    let total: usize = records.iter().map(|r| r.payload.len()).sum();
+    if total > MAX_BATCH_BYTES {
+        return Err(bad(
+            "records",
+            format!("at most {MAX_BATCH_BYTES} payload bytes per batch"),
+        ));
+    }
     for (i, r) in records.iter().enumerate() {
         if r.source.is_empty() || r.source.len() > MAX_KEY_PART_BYTES {
             return Err(bad(
@@ -208,6 +222,7 @@ pub struct ClusterState {
     dedup: DedupIndex,
     outbox: Outbox,
     users: BTreeMap<String, User>,
+    retired_nodes: BTreeSet<u64>,
     clock_ms: u64,
 }
 
@@ -227,6 +242,7 @@ impl ClusterState {
             dedup: DedupIndex::new(limits.dedup),
             outbox: Outbox::new(limits.outbox),
             users: BTreeMap::new(),
+            retired_nodes: BTreeSet::new(),
             clock_ms: 0,
         }
     }
@@ -249,6 +265,11 @@ impl ClusterState {
     /// The dedup index.
     pub fn dedup(&self) -> &DedupIndex {
         &self.dedup
+    }
+
+    /// True if `node_id` was retired (it may never join again).
+    pub fn is_retired(&self, node_id: u64) -> bool {
+        self.retired_nodes.contains(&node_id)
     }
 
     /// The replicated clock: the largest leader timestamp applied so far.
@@ -323,6 +344,10 @@ impl ClusterState {
                 self.users.remove(name);
                 Response::Done
             }
+            Command::RetireNode { node_id } => {
+                self.retired_nodes.insert(*node_id);
+                Response::Done
+            }
         }
     }
 
@@ -379,6 +404,7 @@ impl ClusterState {
             dedup: self.dedup.slots().copied().collect(),
             outbox: self.outbox.clone(),
             users: self.users.clone(),
+            retired_nodes: self.retired_nodes.clone(),
             clock_ms: self.clock_ms,
         }
     }
@@ -392,6 +418,7 @@ impl ClusterState {
             dedup: DedupIndex::from_slots(image.limits.dedup, image.dedup),
             outbox: image.outbox,
             users: image.users,
+            retired_nodes: image.retired_nodes,
             clock_ms: image.clock_ms,
         }
     }
@@ -417,6 +444,8 @@ pub struct StateImage {
     pub outbox: Outbox,
     /// Users by name.
     pub users: BTreeMap<String, User>,
+    /// Node IDs that may never be used again.
+    pub retired_nodes: BTreeSet<u64>,
     /// Replicated clock.
     pub clock_ms: u64,
 }
