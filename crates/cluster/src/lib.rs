@@ -12,6 +12,7 @@
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod harness;
 pub mod network;
 pub mod node;
 pub mod settings;

@@ -10,9 +10,10 @@
 //! [`Faults`] lets in-process tests isolate nodes or drop and delay messages one way.
 
 use crate::codec;
-use crate::node::{ForwardReply, ForwardRequest, handle_forward};
-use crate::store::SharedState;
-use crate::types::{NodeId, Raft, TypeConfig};
+use crate::node::{
+    ClientReply, ClientRequest, ClusterClient, ForwardReply, ForwardRequest, handle_forward,
+};
+use crate::types::{NodeId, TypeConfig};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -313,21 +314,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 /// The server side: hands authenticated requests to the local Raft.
 #[derive(Clone)]
 pub struct RaftServer {
-    raft: Raft,
-    shared: SharedState,
-    secret: ClusterSecret,
-    node_id: NodeId,
+    node: ClusterClient,
 }
 
 impl RaftServer {
-    /// A server for the local `raft`.
-    pub fn new(raft: Raft, shared: SharedState, secret: ClusterSecret, node_id: NodeId) -> Self {
-        Self {
-            raft,
-            shared,
-            secret,
-            node_id,
-        }
+    /// A server for the local node.
+    pub fn new(node: ClusterClient) -> Self {
+        Self { node }
     }
 
     /// The tonic service with message-size limits applied.
@@ -346,7 +339,7 @@ impl RaftServer {
             .metadata()
             .get(SECRET_HEADER)
             .and_then(|v| v.to_str().ok());
-        if presented.is_some_and(|p| self.secret.verify(p)) {
+        if presented.is_some_and(|p| self.node.secret().verify(p)) {
             if req.get_ref().format != u32::from(codec::FORMAT_VERSION) {
                 return Err(tonic::Status::invalid_argument(format!(
                     "unsupported payload format {}",
@@ -360,7 +353,7 @@ impl RaftServer {
             .map(|a| a.to_string())
             .unwrap_or_else(|| "unknown".into());
         metrics::counter!("cluster_raft_auth_failures_total").increment(1);
-        tracing::warn!(node = self.node_id, %peer, method, "refused raft call: caller cannot prove cluster membership");
+        tracing::warn!(node = self.node.id(), %peer, method, "refused raft call: caller cannot prove cluster membership");
         Err(crate::to_status(&crate::ClusterError::Unauthenticated {
             reason: format!("missing or wrong cluster secret from {peer}"),
         }))
@@ -390,7 +383,7 @@ impl RaftService for RaftServer {
     ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
         self.authorize(&req, "append_entries")?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode_req(req.get_ref())?;
-        reply(&self.raft.append_entries(rpc).await)
+        reply(&self.node.raft().append_entries(rpc).await)
     }
 
     async fn vote(
@@ -399,7 +392,7 @@ impl RaftService for RaftServer {
     ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
         self.authorize(&req, "vote")?;
         let rpc: VoteRequest<NodeId> = decode_req(req.get_ref())?;
-        reply(&self.raft.vote(rpc).await)
+        reply(&self.node.raft().vote(rpc).await)
     }
 
     async fn install_snapshot(
@@ -408,7 +401,7 @@ impl RaftService for RaftServer {
     ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
         self.authorize(&req, "install_snapshot")?;
         let rpc: InstallSnapshotRequest<TypeConfig> = decode_req(req.get_ref())?;
-        reply(&self.raft.install_snapshot(rpc).await)
+        reply(&self.node.raft().install_snapshot(rpc).await)
     }
 
     async fn forward(
@@ -418,7 +411,19 @@ impl RaftService for RaftServer {
         self.authorize(&req, "forward")?;
         let fwd: ForwardRequest = decode_req(req.get_ref())?;
         let r: Result<ForwardReply, crate::node::ForwardError> =
-            handle_forward(&self.raft, &self.shared, fwd).await;
+            handle_forward(self.node.raft(), self.node.state(), fwd).await;
         reply(&r)
+    }
+
+    async fn client(
+        &self,
+        req: tonic::Request<RaftRequest>,
+    ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
+        self.authorize(&req, "client")?;
+        let call: ClientRequest = decode_req(req.get_ref())?;
+        match self.node.serve_client(call).await {
+            Ok(r) => reply::<ClientReply, ()>(&Ok(r)),
+            Err(e) => Err(crate::to_status(&e)),
+        }
     }
 }

@@ -77,6 +77,80 @@ pub enum ForwardError {
     },
 }
 
+/// A client request to a node over the Raft transport's `Client` call (tests, benchmark).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ClientRequest {
+    /// Initialise a new cluster with these members (ID -> Raft address).
+    Initialize(BTreeMap<NodeId, String>),
+    /// Submit a batch of records.
+    Submit(Vec<Record>),
+    /// Conditionally replace the settings.
+    UpdateSettings {
+        /// Apply only at this revision.
+        expected_revision: Option<u64>,
+        /// The new settings.
+        settings: SiemSettings,
+    },
+    /// Read the settings.
+    ReadSettings {
+        /// Confirm with the leader first.
+        linearizable: bool,
+    },
+    /// Confirm delivery up to a sequence number.
+    Delivered(u64),
+    /// Read undelivered records from this node's applied state.
+    ReadOutbox {
+        /// First sequence number wanted.
+        from_seq: u64,
+        /// Most records returned.
+        max: u32,
+    },
+    /// This node's status.
+    Status,
+}
+
+/// A node's view of itself and the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node's ID.
+    pub id: NodeId,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// Its term.
+    pub term: u64,
+    /// Index of its last applied entry.
+    pub last_applied: u64,
+    /// Index of its last log entry.
+    pub last_log: u64,
+    /// Index of its latest snapshot, if any.
+    pub snapshot: Option<u64>,
+    /// Records in its outbox.
+    pub outbox_records: u64,
+    /// Keys in its dedup index.
+    pub dedup_keys: u64,
+    /// Its delivery cursor.
+    pub delivered_up_to: u64,
+}
+
+/// The answer to a [`ClientRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ClientReply {
+    /// Done, nothing to report.
+    Done,
+    /// Per-record outcomes.
+    Submitted(Vec<SubmitOutcome>),
+    /// New settings revision.
+    SettingsUpdated(u64),
+    /// Settings and revision.
+    Settings(SiemSettings, u64),
+    /// The delivery cursor.
+    Delivered(u64),
+    /// Undelivered records.
+    Outbox(Vec<OutboxEntry>),
+    /// Node status.
+    Status(NodeStatus),
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -129,17 +203,31 @@ pub async fn handle_forward(
     }
 }
 
-/// A running cluster node.
-pub struct ClusterNode {
+/// The client API of a node (cheap to clone): everything but starting and stopping it.
+#[derive(Clone)]
+pub struct ClusterClient {
     id: NodeId,
     raft: Raft,
     shared: SharedState,
     secret: ClusterSecret,
-    local_addr: SocketAddr,
     client_timeout: Duration,
     rpc_timeout: Duration,
+}
+
+/// A running cluster node: Raft, its store and its gRPC server. Dereferences to its
+/// [`ClusterClient`] API.
+pub struct ClusterNode {
+    client: ClusterClient,
+    local_addr: SocketAddr,
     shutdown_tx: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::ops::Deref for ClusterNode {
+    type Target = ClusterClient;
+    fn deref(&self) -> &ClusterClient {
+        &self.client
+    }
 }
 
 impl ClusterNode {
@@ -166,8 +254,15 @@ impl ClusterNode {
             target: cfg.listen.to_string(),
             reason: e.to_string(),
         })?;
-        let service = RaftServer::new(raft.clone(), shared.clone(), cfg.secret.clone(), cfg.id)
-            .into_service();
+        let client = ClusterClient {
+            id: cfg.id,
+            raft,
+            shared,
+            secret: cfg.secret,
+            client_timeout: cfg.client_timeout,
+            rpc_timeout,
+        };
+        let service = RaftServer::new(client.clone()).into_service();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -185,26 +280,97 @@ impl ClusterNode {
         });
         tracing::info!(id = cfg.id, addr = %local_addr, "cluster node started");
         Ok(Self {
-            id: cfg.id,
-            raft,
-            shared,
-            secret: cfg.secret,
+            client,
             local_addr,
-            client_timeout: cfg.client_timeout,
-            rpc_timeout,
             shutdown_tx: Some(shutdown_tx),
             server: Some(server),
         })
     }
 
-    /// This node's ID.
-    pub fn id(&self) -> NodeId {
-        self.id
-    }
-
     /// The address the Raft server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The client API (cheap to clone).
+    pub fn client(&self) -> &ClusterClient {
+        &self.client
+    }
+
+    /// Stops Raft and the server.
+    pub async fn shutdown(mut self) -> Result<(), ClusterError> {
+        let r = self
+            .client
+            .raft
+            .shutdown()
+            .await
+            .map_err(ClusterError::raft);
+        if let Some(tx) = self.shutdown_tx.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            let _ = h.await;
+        }
+        r
+    }
+}
+
+impl ClusterClient {
+    /// Serves a [`ClientRequest`] arriving over the network.
+    pub async fn serve_client(&self, req: ClientRequest) -> Result<ClientReply, ClusterError> {
+        Ok(match req {
+            ClientRequest::Initialize(members) => {
+                self.initialize(members).await?;
+                ClientReply::Done
+            }
+            ClientRequest::Submit(records) => {
+                ClientReply::Submitted(self.submit_alerts(records).await?)
+            }
+            ClientRequest::UpdateSettings {
+                expected_revision,
+                settings,
+            } => ClientReply::SettingsUpdated(
+                self.update_settings(expected_revision, settings).await?,
+            ),
+            ClientRequest::ReadSettings { linearizable } => {
+                let (s, r) = self.read_settings(linearizable).await?;
+                ClientReply::Settings(s, r)
+            }
+            ClientRequest::Delivered(up_to) => {
+                ClientReply::Delivered(self.mark_delivered(up_to).await?)
+            }
+            ClientRequest::ReadOutbox { from_seq, max } => {
+                ClientReply::Outbox(self.read_outbox(from_seq, max.min(100_000) as usize))
+            }
+            ClientRequest::Status => ClientReply::Status(self.status()),
+        })
+    }
+
+    /// This node's status.
+    pub fn status(&self) -> NodeStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let v = self.shared.read();
+        NodeStatus {
+            id: self.id,
+            leader: m.current_leader,
+            term: m.current_term,
+            last_applied: m.last_applied.map(|l| l.index).unwrap_or(0),
+            last_log: m.last_log_index.unwrap_or(0),
+            snapshot: m.snapshot.map(|l| l.index),
+            outbox_records: v.state.outbox().len() as u64,
+            dedup_keys: v.state.dedup().len() as u64,
+            delivered_up_to: v.state.outbox().delivered_up_to(),
+        }
+    }
+
+    /// The cluster secret (for the server's authentication).
+    pub(crate) fn secret(&self) -> &ClusterSecret {
+        &self.secret
+    }
+
+    /// This node's ID.
+    pub fn id(&self) -> NodeId {
+        self.id
     }
 
     /// The openraft handle (metrics, waits).
@@ -490,18 +656,6 @@ impl ClusterNode {
     /// Up to `max` undelivered records from `from_seq` on, from this node's applied state.
     pub fn read_outbox(&self, from_seq: u64, max: usize) -> Vec<OutboxEntry> {
         self.shared.read().state.read_outbox(from_seq, max)
-    }
-
-    /// Stops Raft and the server.
-    pub async fn shutdown(mut self) -> Result<(), ClusterError> {
-        let r = self.raft.shutdown().await.map_err(ClusterError::raft);
-        if let Some(tx) = self.shutdown_tx.take() {
-            let _ = tx.send(());
-        }
-        if let Some(h) = self.server.take() {
-            let _ = h.await;
-        }
-        r
     }
 }
 
