@@ -202,7 +202,6 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             addr: node.addr.clone(),
             client: connect(&node.addr, self.rpc_timeout).ok(),
             secret: self.secret.clone(),
-            rpc_timeout: self.rpc_timeout,
             faults: self.faults.clone(),
         }
     }
@@ -215,7 +214,6 @@ pub struct PeerClient {
     addr: String,
     client: Option<RaftServiceClient<Channel>>,
     secret: ClusterSecret,
-    rpc_timeout: Duration,
     faults: Arc<Faults>,
 }
 
@@ -251,30 +249,30 @@ impl PeerClient {
             return Err(unreachable(format!("bad address {}", self.addr)));
         };
         let payload = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let deadline = option
-            .hard_ttl()
-            .min(self.rpc_timeout.max(option.soft_ttl()));
+        // openraft bounds each call by `hard_ttl` itself; the same deadline goes to the server as
+        // the gRPC timeout so it stops working on a call nobody waits for. Only a peer that cannot
+        // be reached at all is reported as `Unreachable` (which makes openraft back off for
+        // 500 ms); a slow or failed reply is a plain network error and is retried at once.
+        let deadline = option.hard_ttl();
         let request = request(&self.secret, payload, deadline);
-        let fut = async {
-            match method {
-                Method::Append => client.append_entries(request).await,
-                Method::Vote => client.vote(request).await,
-                Method::Snapshot => client.install_snapshot(request).await,
-            }
+        let res = match method {
+            Method::Append => client.append_entries(request).await,
+            Method::Vote => client.vote(request).await,
+            Method::Snapshot => client.install_snapshot(request).await,
         };
-        let reply = match tokio::time::timeout(deadline, fut).await {
-            Err(_) => return Err(unreachable(format!("deadline {deadline:?} exceeded"))),
-            Ok(Err(status)) => {
-                if status.code() == tonic::Code::Unauthenticated {
-                    tracing::warn!(target = self.target, "peer refused our cluster secret");
-                }
-                return Err(unreachable(format!(
-                    "{}: {}",
-                    status.code(),
-                    status.message()
-                )));
+        let reply = match res {
+            Err(status) => {
+                let reason = format!("{}: {}", status.code(), status.message());
+                return Err(match status.code() {
+                    tonic::Code::Unauthenticated => {
+                        tracing::warn!(target = self.target, "peer refused our cluster secret");
+                        unreachable(reason)
+                    }
+                    tonic::Code::Unavailable => unreachable(reason),
+                    _ => RPCError::Network(NetworkError::new(&AnyError::error(reason))),
+                });
             }
-            Ok(Ok(r)) => r.into_inner(),
+            Ok(r) => r.into_inner(),
         };
         let decoded: Result<Resp, RaftError<NodeId, E>> = codec::decode_result(&reply.payload)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;

@@ -43,6 +43,9 @@ struct Args {
     /// Entries kept in the log after a snapshot.
     #[arg(long, default_value_t = TimingConfig::default().keep_entries_after_snapshot)]
     keep_entries: u64,
+    /// Most entries in one append-entries call.
+    #[arg(long, default_value_t = TimingConfig::default().max_entries_per_append)]
+    max_append_entries: u64,
     /// Client request deadline in ms.
     #[arg(long, default_value_t = 10_000)]
     client_timeout_ms: u64,
@@ -65,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         snapshot_every_entries: args.snapshot_every,
         keep_entries_after_snapshot: args.keep_entries,
         purge_batch_entries: args.keep_entries.clamp(1, 64),
+        max_entries_per_append: args.max_append_entries,
         ..TimingConfig::default()
     };
     let cfg = NodeConfig {
