@@ -272,6 +272,7 @@ async fn latency(rate: u64, seconds: u64) -> anyhow::Result<Duration> {
         .await
         .context("leader")?;
     let node = b.remotes[&leader].clone();
+    let term_before = node.status().await?.term;
     let payload = vec![b'x'; 1024];
     // 5 ms ticks: rate/200 alerts per batch
     let per_tick = (rate / 200).max(1) as usize;
@@ -301,6 +302,13 @@ async fn latency(rate: u64, seconds: u64) -> anyhow::Result<Duration> {
     }
     lat.sort();
     let p99 = percentile(&lat, 0.99);
+    let after = node.status().await?;
+    if after.term != term_before || after.leader != Some(leader) {
+        out(&format!(
+            "latency: NOTE leadership changed during the run (term {term_before} -> {}, leader {:?})",
+            after.term, after.leader
+        ));
+    }
     out(&format!(
         "latency at {rate} alerts/s ({per_tick} per 5 ms batch, {} batches measured): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         lat.len(),
@@ -430,11 +438,12 @@ fn dedup_memory(keys: usize) -> f64 {
         retention_ms: u64::MAX / 2,
         max_keys: keys,
     });
+    // one reused buffer for the IDs, so the figure is the index's memory, not the benchmark's
+    let mut id = String::with_capacity(32);
     for i in 0..keys {
-        idx.insert(
-            DedupKey::of("bench-sensor", &format!("alert-{i}")),
-            1_000 + i as u64,
-        );
+        id.clear();
+        let _ = std::fmt::Write::write_fmt(&mut id, format_args!("alert-{i}"));
+        idx.insert(DedupKey::of("bench-sensor", &id), 1_000 + i as u64);
     }
     let after = rss_bytes();
     let per_key = (after.saturating_sub(before)) as f64 / keys as f64;

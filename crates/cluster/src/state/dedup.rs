@@ -175,7 +175,12 @@ impl DedupIndex {
             self.evicted_by_count += 1;
         }
         if self.set.capacity() == 0 {
-            self.set.reserve(self.window.max_keys.min(1 << 22));
+            // Reserve for the whole window at once: no rehash or regrowth later, and no freed
+            // half-size buffers lingering in the allocator.
+            let cap = self.window.max_keys.min(1 << 22);
+            self.set.reserve(cap);
+            self.order
+                .reserve_exact(cap.saturating_sub(self.order.len()));
         }
         self.set.insert(key);
         self.order.push_back(DedupSlot { key, at_ms: now_ms });

@@ -9,16 +9,116 @@ use openraft::{ErrorSubject, ErrorVerb, LogState, RaftLogId, RaftLogReader};
 use redb::{Database, ReadableDatabase};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The log store: appends, truncates and purges in durable redb transactions.
+///
+/// Appends go to a dedicated writer thread, so the Raft core never blocks on an fsync; the thread
+/// group-commits whatever appends are queued in one transaction and only then reports them
+/// flushed (openraft's `LogFlushed` callback), so nothing is acknowledged before it is on disk.
+/// Until then the entries are served to readers from `pending`.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
     last_log_id: Option<LogId>,
     last_purged: Option<LogId>,
+    pending: Arc<Mutex<BTreeMap<u64, Entry>>>,
+    writer: std::sync::mpsc::SyncSender<WriteOp>,
+}
+
+/// Work for the writer thread.
+enum WriteOp {
+    Append {
+        entries: Vec<Entry>,
+        callback: LogFlushed<TypeConfig>,
+    },
+    Barrier {
+        done: tokio::sync::oneshot::Sender<()>,
+    },
+}
+
+/// Most appends queued for the writer thread before `append` waits.
+const WRITER_QUEUE: usize = 1024;
+/// Most appends group-committed in one transaction.
+const MAX_GROUP: usize = 64;
+
+fn write_group(db: &Database, group: &[Entry]) -> Result<(), String> {
+    let txn = db.begin_write().map_err(|e| e.to_string())?;
+    {
+        let mut table = txn.open_table(LOG).map_err(|e| e.to_string())?;
+        for entry in group {
+            let bytes = codec::encode(entry).map_err(|e| e.to_string())?;
+            table
+                .insert(entry.get_log_id().index, bytes.as_slice())
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    // Durability::Immediate (the default): fsync before commit() returns.
+    txn.commit().map_err(|e| e.to_string())
+}
+
+fn run_writer(
+    db: std::sync::Weak<Database>,
+    pending: Arc<Mutex<BTreeMap<u64, Entry>>>,
+    rx: std::sync::mpsc::Receiver<WriteOp>,
+) {
+    let mut next: Option<WriteOp> = None;
+    loop {
+        let op = match next.take() {
+            Some(op) => op,
+            None => match rx.recv() {
+                Ok(op) => op,
+                Err(_) => return,
+            },
+        };
+        match op {
+            WriteOp::Barrier { done } => {
+                let _ = done.send(());
+            }
+            WriteOp::Append { entries, callback } => {
+                let mut group = entries;
+                let mut callbacks = vec![callback];
+                while callbacks.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(WriteOp::Append { entries, callback }) => {
+                            group.extend(entries);
+                            callbacks.push(callback);
+                        }
+                        Ok(barrier) => {
+                            next = Some(barrier);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let started = std::time::Instant::now();
+                // The thread holds the database weakly, so it closes as soon as the stores are gone.
+                let res = match db.upgrade() {
+                    Some(db) => write_group(&db, &group),
+                    None => Err("database closed".to_owned()),
+                };
+                metrics::histogram!("cluster_log_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                if res.is_ok() {
+                    let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+                    for e in &group {
+                        if p.get(&e.log_id.index).is_some_and(|x| x.log_id == e.log_id) {
+                            p.remove(&e.log_id.index);
+                        }
+                    }
+                }
+                for cb in callbacks {
+                    cb.log_io_completed(res.clone().map_err(std::io::Error::other));
+                }
+                if let Err(e) = res {
+                    tracing::error!(error = %e, "raft log write failed");
+                }
+            }
+        }
+    }
 }
 
 fn read_meta<T: DeserializeOwned>(db: &Database, key: &str) -> Result<Option<T>, String> {
@@ -68,22 +168,57 @@ impl LogStore {
         let last_log_id = last_entry_id(&db, Bound::Unbounded)
             .map_err(ClusterError::store)?
             .or(last_purged);
+        let pending: Arc<Mutex<BTreeMap<u64, Entry>>> = Arc::default();
+        let (writer, rx) = std::sync::mpsc::sync_channel(WRITER_QUEUE);
+        let (wdb, wpending) = (Arc::downgrade(&db), pending.clone());
+        std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || run_writer(wdb, wpending, rx))
+            .map_err(ClusterError::store)?;
         Ok(Self {
             db,
             last_log_id,
             last_purged,
+            pending,
+            writer,
         })
     }
 
     fn read_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<Vec<Entry>, String> {
+        // Take the not-yet-written entries first: an entry the writer commits after this point is
+        // in redb when it is read below, one committed before is in redb already. No gap.
+        let pending: Vec<Entry> = {
+            let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            p.range((start, end)).map(|(_, e)| e.clone()).collect()
+        };
+        let mut out: BTreeMap<u64, Entry> = BTreeMap::new();
+        let first_pending = pending.first().map(|e| e.log_id.index);
+        let db_end = match first_pending {
+            Some(i) => Bound::Excluded(i),
+            None => end,
+        };
         let txn = self.db.begin_read().map_err(|e| e.to_string())?;
         let table = txn.open_table(LOG).map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        for item in table.range((start, end)).map_err(|e| e.to_string())? {
-            let (_, v) = item.map_err(|e| e.to_string())?;
-            out.push(codec::decode(v.value()).map_err(|e| e.to_string())?);
+        for item in table.range((start, db_end)).map_err(|e| e.to_string())? {
+            let (k, v) = item.map_err(|e| e.to_string())?;
+            out.insert(
+                k.value(),
+                codec::decode(v.value()).map_err(|e| e.to_string())?,
+            );
         }
-        Ok(out)
+        for e in pending {
+            out.insert(e.log_id.index, e);
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Waits until every append queued before this call is on disk.
+    async fn barrier(&self) -> Result<(), String> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(WriteOp::Barrier { done })
+            .map_err(|_| "log writer stopped".to_owned())?;
+        wait.await.map_err(|_| "log writer stopped".to_owned())
     }
 }
 
@@ -140,38 +275,33 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut last = None;
-        let res: Result<(), String> = (|| {
-            let txn = self.db.begin_write().map_err(|e| e.to_string())?;
-            {
-                let mut table = txn.open_table(LOG).map_err(|e| e.to_string())?;
-                for entry in entries {
-                    let bytes = codec::encode(&entry).map_err(|e| e.to_string())?;
-                    table
-                        .insert(entry.get_log_id().index, bytes.as_slice())
-                        .map_err(|e| e.to_string())?;
-                    last = Some(*entry.get_log_id());
-                }
-            }
-            // Durability::Immediate (the default): fsync before commit() returns.
-            txn.commit().map_err(|e| e.to_string())
-        })();
-        match res {
-            Ok(()) => {
-                if last.is_some() {
-                    self.last_log_id = last;
-                }
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.clone())));
-                Err(io_err(ErrorSubject::Logs, ErrorVerb::Write, e))
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let Some(last) = entries.last().map(|e| e.log_id) else {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        };
+        {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            for e in &entries {
+                p.insert(e.log_id.index, e.clone());
             }
         }
+        self.last_log_id = Some(last);
+        // The writer thread commits (fsync) and then calls `callback`. `send` waits only when
+        // WRITER_QUEUE appends are already queued (bounded).
+        self.writer
+            .send(WriteOp::Append { entries, callback })
+            .map_err(|_| io_err(ErrorSubject::Logs, ErrorVerb::Write, "log writer stopped"))
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.barrier()
+            .await
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|i, _| *i < log_id.index);
         let res: Result<(), String> = (|| {
             let txn = self.db.begin_write().map_err(|e| e.to_string())?;
             {
@@ -190,6 +320,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.barrier()
+            .await
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
         let bytes = codec::encode(&Some(log_id))
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
         let res: Result<(), String> = (|| {
