@@ -61,9 +61,9 @@ fn write_group(db: &Database, group: &[Entry]) -> Result<(), String> {
 }
 
 fn run_writer(
-    db: std::sync::Weak<Database>,
-    pending: Arc<Mutex<BTreeMap<u64, Entry>>>,
-    rx: std::sync::mpsc::Receiver<WriteOp>,
+    db: &std::sync::Weak<Database>,
+    pending: &Mutex<BTreeMap<u64, Entry>>,
+    rx: &std::sync::mpsc::Receiver<WriteOp>,
 ) {
     let mut next: Option<WriteOp> = None;
     loop {
@@ -173,7 +173,7 @@ impl LogStore {
         let (wdb, wpending) = (Arc::downgrade(&db), pending.clone());
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || run_writer(wdb, wpending, rx))
+            .spawn(move || run_writer(&wdb, &wpending, &rx))
             .map_err(ClusterError::store)?;
         Ok(Self {
             db,
