@@ -25,6 +25,7 @@ pub struct LogStore {
     db: Arc<Database>,
     last_log_id: Option<LogId>,
     last_purged: Option<LogId>,
+    /// Entries not yet on disk, plus the last `RECENT_KEPT` flushed ones.
     pending: Arc<Mutex<BTreeMap<u64, Entry>>>,
     writer: std::sync::mpsc::SyncSender<WriteOp>,
 }
@@ -42,6 +43,8 @@ enum WriteOp {
 
 /// Most appends queued for the writer thread before `append` waits.
 const WRITER_QUEUE: usize = 1024;
+/// Flushed entries kept in memory for readers (each at most one client batch, 4 MiB).
+const RECENT_KEPT: usize = 32;
 /// Most appends group-committed in one transaction.
 const MAX_GROUP: usize = 64;
 
@@ -102,12 +105,16 @@ fn run_writer(
                 };
                 metrics::histogram!("cluster_log_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
-                if res.is_ok() {
+                if res.is_ok()
+                    && let Some(flushed_up_to) = group.last().map(|e| e.log_id.index)
+                {
+                    // Keep the most recent flushed entries in memory too (replication to the
+                    // followers reads them right after the append), at most RECENT_KEPT of them.
                     let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
-                    for e in &group {
-                        if p.get(&e.log_id.index).is_some_and(|x| x.log_id == e.log_id) {
-                            p.remove(&e.log_id.index);
-                        }
+                    let mut flushed = p.range(..=flushed_up_to).count();
+                    while flushed > RECENT_KEPT {
+                        p.pop_first();
+                        flushed -= 1;
                     }
                 }
                 for cb in callbacks {
@@ -323,6 +330,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.barrier()
             .await
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|i, _| *i > log_id.index);
         let bytes = codec::encode(&Some(log_id))
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
         let res: Result<(), String> = (|| {
