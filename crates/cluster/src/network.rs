@@ -35,6 +35,10 @@ use tonic::transport::Channel;
 
 /// Metadata key carrying the cluster secret.
 pub const SECRET_HEADER: &str = "x-siemrelay-cluster-secret";
+/// HTTP/2 flow-control window of one stream (client and server).
+pub const HTTP2_STREAM_WINDOW: u32 = 8 * 1024 * 1024;
+/// HTTP/2 flow-control window of one connection (client and server).
+pub const HTTP2_CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 /// Largest gRPC message accepted or sent (append-entries batches, snapshot chunks).
 pub const MAX_MESSAGE_BYTES: usize = 96 * 1024 * 1024;
 
@@ -141,6 +145,10 @@ pub fn connect(addr: &str, rpc_timeout: Duration) -> Result<RaftServiceClient<Ch
     let channel = Channel::from_shared(format!("http://{addr}"))
         .map_err(|e| e.to_string())?
         .connect_timeout(rpc_timeout)
+        // Append-entries calls carry up to tens of MiB: HTTP/2's default 64 KiB flow-control
+        // window would cost a round trip per 64 KiB.
+        .initial_stream_window_size(Some(HTTP2_STREAM_WINDOW))
+        .initial_connection_window_size(Some(HTTP2_CONNECTION_WINDOW))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .connect_lazy();

@@ -269,6 +269,8 @@ impl ClusterNode {
         let server = tokio::spawn(async move {
             let res = tonic::transport::Server::builder()
                 .concurrency_limit_per_connection(256)
+                .initial_stream_window_size(Some(crate::network::HTTP2_STREAM_WINDOW))
+                .initial_connection_window_size(Some(crate::network::HTTP2_CONNECTION_WINDOW))
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = shutdown_rx.await;
