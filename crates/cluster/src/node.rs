@@ -107,6 +107,13 @@ pub enum ClientRequest {
     },
     /// This node's status.
     Status,
+    /// Add a learner (on the leader; refused elsewhere with the leader's address).
+    AddLearner {
+        /// The new node's ID (never used before).
+        id: NodeId,
+        /// Its Raft address.
+        addr: String,
+    },
 }
 
 /// A node's view of itself and the cluster.
@@ -345,6 +352,10 @@ impl ClusterClient {
                 ClientReply::Outbox(self.read_outbox(from_seq, max.min(100_000) as usize))
             }
             ClientRequest::Status => ClientReply::Status(self.status()),
+            ClientRequest::AddLearner { id, addr } => {
+                self.add_learner(id, addr).await?;
+                ClientReply::Done
+            }
         })
     }
 

@@ -1,4 +1,5 @@
 //! Real `cluster-node` processes on loopback: SIGKILL of the leader under write load, restarts,
+//! a new node joining behind the purged log (snapshot install),
 //! concurrent duplicate submissions, dedup across snapshot and restart. Children are killed on
 //! drop, also when a test fails.
 
@@ -332,4 +333,43 @@ async fn concurrent_duplicates_accepted_once_and_dedup_survives_snapshot_and_ful
         .await
         .unwrap();
     assert_eq!(out, vec![SubmitOutcome::Accepted { seq: 101 }]);
+
+    // a new node joins behind the purged log: it gets the snapshot, dedup index included
+    let leader = c.wait_leader(&[1, 2, 3], None).await;
+    poll_until(WAIT, POLL, || async {
+        let s = c.remotes[&leader].status().await.ok()?;
+        s.snapshot.filter(|i| *i > 20)
+    })
+    .await
+    .expect("leader has a snapshot past index 20");
+    let p4 = NodeProcess::spawn(
+        &binary(),
+        4,
+        "127.0.0.1:0",
+        &c._dir.path().join("n4"),
+        SECRET,
+        &c.opts,
+    )
+    .unwrap();
+    let r4 = RemoteNode::new(&p4.addr, ClusterSecret::new(SECRET).unwrap()).unwrap();
+    c.remotes[&leader]
+        .call(
+            &ClientRequest::AddLearner {
+                id: 4,
+                addr: p4.addr.clone(),
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    c.procs.insert(4, p4);
+    let s4 = poll_until(WAIT, POLL, || async {
+        let s = r4.status().await.ok()?;
+        (s.dedup_keys == 101 && s.outbox_records == 101).then_some(s)
+    })
+    .await
+    .expect("node 4 caught up");
+    assert!(s4.snapshot.is_some(), "node 4 installed a snapshot: {s4:?}");
+    let out = submit(&r4, vec![alert("same-3".into())]).await.unwrap();
+    assert_eq!(out, vec![SubmitOutcome::Duplicate]);
 }
