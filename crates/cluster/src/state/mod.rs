@@ -293,7 +293,7 @@ impl ClusterState {
         self.clock_ms = self.clock_ms.max(req.stamped_at_ms);
         let now = self.clock_ms;
         match &req.command {
-            Command::Submit { records } => self.submit(records, now),
+            Command::Submit { records } => self.submit(records.clone(), now),
             Command::UpdateSettings {
                 expected_revision,
                 settings,
@@ -351,8 +351,24 @@ impl ClusterState {
         }
     }
 
-    fn submit(&mut self, records: &[Record], now: u64) -> Response {
-        if let Err(r) = validate_records(records) {
+    /// Like [`ClusterState::apply`], but moves the submitted records into the outbox instead of
+    /// copying them (what the store uses).
+    pub fn apply_owned(&mut self, req: Request) -> Response {
+        match req.command {
+            Command::Submit { records } => {
+                self.clock_ms = self.clock_ms.max(req.stamped_at_ms);
+                let now = self.clock_ms;
+                self.submit(records, now)
+            }
+            command => self.apply(&Request {
+                stamped_at_ms: req.stamped_at_ms,
+                command,
+            }),
+        }
+    }
+
+    fn submit(&mut self, records: Vec<Record>, now: u64) -> Response {
+        if let Err(r) = validate_records(&records) {
             return Response::Refused(r);
         }
         // First decide, without changing anything, which records are new (duplicates inside the
@@ -361,7 +377,7 @@ impl ClusterState {
         let mut fresh: Vec<Option<DedupKey>> = Vec::with_capacity(records.len());
         let mut batch_keys = std::collections::HashSet::with_hasher(dedup::DigestHasherBuilder);
         let (mut count, mut bytes) = (0u64, 0u64);
-        for r in records {
+        for r in &records {
             let is_new = if r.alert_id.is_empty() {
                 fresh.push(None);
                 true
@@ -380,7 +396,7 @@ impl ClusterState {
             return Response::Refused(full.into());
         }
         let mut outcomes = Vec::with_capacity(records.len());
-        for (r, key) in records.iter().zip(fresh) {
+        for (r, key) in records.into_iter().zip(fresh) {
             let is_new = key.is_some() || r.alert_id.is_empty();
             if !is_new {
                 outcomes.push(SubmitOutcome::Duplicate);
@@ -389,7 +405,7 @@ impl ClusterState {
             if let Some(k) = key {
                 self.dedup.insert(k, now);
             }
-            let seq = self.outbox.push(r.clone(), now);
+            let seq = self.outbox.push(r, now);
             outcomes.push(SubmitOutcome::Accepted { seq });
         }
         Response::Submitted { outcomes }

@@ -159,7 +159,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             v.last_applied = Some(entry.log_id);
             let resp = match entry.payload {
                 EntryPayload::Blank => Response::Empty,
-                EntryPayload::Normal(req) => v.state.apply(&req),
+                EntryPayload::Normal(req) => v.state.apply_owned(req),
                 EntryPayload::Membership(m) => {
                     v.last_membership = StoredMembership::new(Some(entry.log_id), m);
                     Response::Empty
