@@ -1,0 +1,98 @@
+//! `cluster-node`: runs one cluster node as a process (for the real-process tests and the
+//! benchmark). Prints `READY <addr>` on stdout once its Raft server listens; logs go to stderr.
+//! The cluster secret comes from the `CLUSTER_SECRET` environment variable.
+
+use anyhow::Context;
+use clap::Parser;
+use cluster::config::TimingConfig;
+use cluster::network::{ClusterSecret, Faults};
+use cluster::node::{ClusterNode, NodeConfig};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(about = "Run one siem-relay cluster-core node")]
+struct Args {
+    /// Node ID (never reused in a cluster).
+    #[arg(long)]
+    id: u64,
+    /// Raft gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Data folder.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Cluster secret (at least 16 characters).
+    #[arg(long, env = "CLUSTER_SECRET", hide_env_values = true)]
+    secret: String,
+    /// Heartbeat interval in ms.
+    #[arg(long, default_value_t = TimingConfig::default().heartbeat_ms)]
+    heartbeat_ms: u64,
+    /// Election timeout lower bound in ms.
+    #[arg(long, default_value_t = TimingConfig::default().election_timeout_min_ms)]
+    election_min_ms: u64,
+    /// Election timeout upper bound in ms.
+    #[arg(long, default_value_t = TimingConfig::default().election_timeout_max_ms)]
+    election_max_ms: u64,
+    /// Snapshot after this many entries.
+    #[arg(long, default_value_t = TimingConfig::default().snapshot_every_entries)]
+    snapshot_every: u64,
+    /// Entries kept in the log after a snapshot.
+    #[arg(long, default_value_t = TimingConfig::default().keep_entries_after_snapshot)]
+    keep_entries: u64,
+    /// Most entries in one append-entries call.
+    #[arg(long, default_value_t = TimingConfig::default().max_entries_per_append)]
+    max_append_entries: u64,
+    /// Client request deadline in ms.
+    #[arg(long, default_value_t = 10_000)]
+    client_timeout_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let args = Args::parse();
+    let timing = TimingConfig {
+        heartbeat_ms: args.heartbeat_ms,
+        election_timeout_min_ms: args.election_min_ms,
+        election_timeout_max_ms: args.election_max_ms,
+        snapshot_every_entries: args.snapshot_every,
+        keep_entries_after_snapshot: args.keep_entries,
+        purge_batch_entries: args.keep_entries.clamp(1, 64),
+        max_entries_per_append: args.max_append_entries,
+        ..TimingConfig::default()
+    };
+    let cfg = NodeConfig {
+        id: args.id,
+        listen: args.listen,
+        data_dir: args.data_dir,
+        secret: ClusterSecret::new(&args.secret)?,
+        timing,
+        cluster_name: "siem-relay".into(),
+        client_timeout: Duration::from_millis(args.client_timeout_ms),
+    };
+    let node = ClusterNode::start(cfg, Arc::new(Faults::default()))
+        .await
+        .context("start node")?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "READY {}", node.local_addr())?;
+        out.flush()?;
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    node.shutdown().await?;
+    Ok(())
+}

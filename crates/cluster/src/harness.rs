@@ -1,0 +1,202 @@
+//! Running `cluster-node` processes and talking to them: the fixture of the real-process tests
+//! and of the benchmark. Child processes are killed when their handle is dropped, so a failing
+//! test leaves none behind.
+
+use crate::codec;
+use crate::network::{ClusterSecret, connect, request};
+use crate::node::{ClientReply, ClientRequest, NodeStatus};
+use relay_proto::raft::v1::raft_service_client::RaftServiceClient;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+/// A client of one node's `Client` call.
+#[derive(Clone)]
+pub struct RemoteNode {
+    /// The node's Raft address.
+    pub addr: String,
+    client: RaftServiceClient<Channel>,
+    secret: ClusterSecret,
+}
+
+impl RemoteNode {
+    /// A lazily connecting client of the node at `addr`.
+    pub fn new(addr: &str, secret: ClusterSecret) -> Result<Self, String> {
+        Ok(Self {
+            addr: addr.to_owned(),
+            client: connect(addr, Duration::from_secs(2))?,
+            secret,
+        })
+    }
+
+    /// Sends `req` with `deadline`; errors come back as gRPC status.
+    pub async fn call(
+        &self,
+        req: &ClientRequest,
+        deadline: Duration,
+    ) -> Result<ClientReply, tonic::Status> {
+        let payload = codec::encode(req).map_err(|e| tonic::Status::internal(e.to_string()))?;
+        let mut client = self.client.clone();
+        let reply = tokio::time::timeout(
+            deadline,
+            client.client(request(&self.secret, payload, deadline)),
+        )
+        .await
+        .map_err(|_| tonic::Status::deadline_exceeded("client deadline"))??
+        .into_inner();
+        let r: Result<ClientReply, ()> = codec::decode_result(&reply.payload)
+            .map_err(|e| tonic::Status::internal(e.to_string()))?;
+        r.map_err(|()| tonic::Status::internal("empty error"))
+    }
+
+    /// The node's status.
+    pub async fn status(&self) -> Result<NodeStatus, tonic::Status> {
+        match self
+            .call(&ClientRequest::Status, Duration::from_secs(2))
+            .await?
+        {
+            ClientReply::Status(s) => Ok(s),
+            other => Err(tonic::Status::internal(format!(
+                "unexpected reply {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Options of a node process.
+#[derive(Debug, Clone)]
+pub struct ProcessOptions {
+    /// Extra command-line arguments (timing knobs).
+    pub extra_args: Vec<String>,
+}
+
+/// A `cluster-node` child process, killed (SIGKILL) and reaped on drop.
+pub struct NodeProcess {
+    /// Node ID.
+    pub id: u64,
+    /// Its Raft address.
+    pub addr: String,
+    /// Its data folder.
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// Where the `cluster-node` binary is: `CLUSTER_NODE_BIN`, else beside the current executable
+/// (or one folder up, for test binaries in `deps/`).
+pub fn node_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("CLUSTER_NODE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    for d in [
+        dir.clone(),
+        dir.parent().map(Path::to_path_buf).unwrap_or_default(),
+    ] {
+        let p = d.join("cluster-node");
+        if p.exists() {
+            return p;
+        }
+    }
+    dir.join("cluster-node")
+}
+
+impl NodeProcess {
+    /// Starts node `id` listening on `listen` (`127.0.0.1:0` picks a port) with its data in
+    /// `data_dir`, and waits (up to 30 s) for it to print its address.
+    pub fn spawn(
+        binary: &Path,
+        id: u64,
+        listen: &str,
+        data_dir: &Path,
+        secret: &str,
+        opts: &ProcessOptions,
+    ) -> Result<Self, String> {
+        let mut child = Command::new(binary)
+            .arg("--id")
+            .arg(id.to_string())
+            .arg("--listen")
+            .arg(listen)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(&opts.extra_args)
+            .env("CLUSTER_SECRET", secret)
+            .env(
+                "RUST_LOG",
+                std::env::var("CLUSTER_NODE_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut proc = Self {
+            id,
+            addr: String::new(),
+            data_dir: data_dir.to_owned(),
+            child: Some(child),
+        };
+        // The node prints `READY <addr>` once its server listens.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("READY ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                    break;
+                }
+            }
+            // keep draining so the child never blocks on a full pipe
+            for _ in lines {}
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => {
+                proc.addr = addr;
+                Ok(proc)
+            }
+            Err(_) => Err(format!("node {id} did not become ready")),
+        }
+    }
+
+    /// The child's process ID.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `f` until it returns `Some`, at most until `timeout`; between polls it waits `every`.
+/// Used against status APIs of other processes, where no change notification exists.
+pub async fn poll_until<T, F, Fut>(timeout: Duration, every: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(every).await;
+    }
+}

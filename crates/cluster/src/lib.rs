@@ -1,0 +1,32 @@
+//! The cluster core of siem-relay: Raft-replicated SIEM settings, cluster-wide dedup and the
+//! durable outbox.
+//!
+//! What it is: the openraft type configuration ([`types`]), a durable redb store ([`store`]), a
+//! pure deterministic state machine ([`state`]), the authenticated gRPC Raft transport
+//! ([`network`]), timing configuration ([`config`]) and the [`node::ClusterNode`] handle that the
+//! node daemon uses (`submit_alerts`, `update_settings`, `read_settings`, membership).
+//!
+//! What it is not: it knows nothing of sockets to the SIEM, CEF or delivery; the node joins this
+//! crate and the delivery engine.
+
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod harness;
+pub mod network;
+pub mod node;
+pub mod settings;
+pub mod state;
+pub mod store;
+pub mod types;
+
+pub use error::{ClusterError, to_status};
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// A self-signed test certificate in PEM.
+    pub fn test_certificate_pem() -> String {
+        let key = rcgen::generate_simple_self_signed(vec!["siem.example.net".to_owned()]).unwrap();
+        key.cert.pem()
+    }
+}

@@ -1,0 +1,470 @@
+//! The replicated state machine, as a pure module: settings, dedup index, outbox and cursor,
+//! users. [`ClusterState::apply`] is deterministic: it does no IO and reads no clock; time
+//! arrives inside each [`Request`] as the leader-assigned `stamped_at_ms`.
+
+pub mod dedup;
+pub mod outbox;
+
+use crate::settings::{SettingsViolation, SiemSettings};
+use dedup::{DedupIndex, DedupKey, DedupSlot, DedupWindow};
+use outbox::{Outbox, OutboxEntry, OutboxFull, OutboxLimits, Record, RecordKind};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Largest number of records in one submitted batch.
+pub const MAX_BATCH_RECORDS: usize = 4_096;
+/// Largest total payload of one submitted batch, in bytes.
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Longest source name and alert ID, in bytes.
+pub const MAX_KEY_PART_BYTES: usize = 256;
+
+/// A role of a user of the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// May read and change everything.
+    Administrator,
+    /// May only read the SIEM settings and the remote-logging switches.
+    SecurityAuditor,
+}
+
+/// A user: a role and the SHA-256 of its bearer token (the token itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The user's role.
+    pub role: Role,
+    /// SHA-256 of the token.
+    pub token_sha256: [u8; 32],
+}
+
+/// SHA-256 of a bearer token, as stored in [`User::token_sha256`].
+pub fn hash_token(token: &str) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Cluster-wide limits, replicated so every node applies the same bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ClusterLimits {
+    /// The dedup window.
+    pub dedup: DedupWindow,
+    /// The outbox bounds.
+    pub outbox: OutboxLimits,
+}
+
+/// A change proposed through the Raft log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Accept records into the outbox (alerts deduplicated by source and alert ID).
+    Submit {
+        /// The batch, accepted or refused as a whole when the outbox is full.
+        records: Vec<Record>,
+    },
+    /// Replace the SIEM settings, if the current revision is `expected_revision` (when given).
+    UpdateSettings {
+        /// Apply only if the settings are at this revision.
+        expected_revision: Option<u64>,
+        /// The new settings (validated again at apply time).
+        settings: SiemSettings,
+    },
+    /// The delivery loop confirmed every record up to this sequence number.
+    Delivered {
+        /// Last confirmed sequence number.
+        up_to_seq: u64,
+    },
+    /// Change the dedup window and outbox bounds.
+    SetLimits {
+        /// The new limits.
+        limits: ClusterLimits,
+    },
+    /// Create or replace a user.
+    PutUser {
+        /// User name.
+        name: String,
+        /// The user.
+        user: User,
+    },
+    /// Remove a user.
+    RemoveUser {
+        /// User name.
+        name: String,
+    },
+    /// A node left (or is leaving) the cluster: its ID may never be used again.
+    RetireNode {
+        /// The retired node ID.
+        node_id: u64,
+    },
+}
+
+/// A command stamped by the leader with its wall-clock time before it is proposed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Leader time in milliseconds since the Unix epoch when the request was proposed.
+    pub stamped_at_ms: u64,
+    /// What to do.
+    pub command: Command,
+}
+
+/// What happened to one submitted record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SubmitOutcome {
+    /// Accepted into the outbox with this sequence number.
+    Accepted {
+        /// The record's sequence number.
+        seq: u64,
+    },
+    /// The same (source, alert ID) was accepted inside the dedup window: not added again.
+    Duplicate,
+}
+
+/// Why the state machine refused a command. Nothing of a refused command is applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    /// The outbox cannot take the batch.
+    #[error(transparent)]
+    OutboxFull(#[from] OutboxFull),
+    /// Conditional settings update on a stale revision.
+    #[error("settings revision is {actual}, not the expected {expected}")]
+    RevisionMismatch {
+        /// The revision the caller expected.
+        expected: u64,
+        /// The current revision.
+        actual: u64,
+    },
+    /// A settings value is invalid.
+    #[error(transparent)]
+    InvalidSettings(#[from] SettingsViolation),
+    /// A field of the request is invalid.
+    #[error("invalid `{field}`: {reason}")]
+    InvalidField {
+        /// The field.
+        field: String,
+        /// The reason.
+        reason: String,
+    },
+}
+
+/// The result of applying one log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Blank or membership entry: nothing to report.
+    Empty,
+    /// Outcome per submitted record, in order.
+    Submitted {
+        /// One outcome per record.
+        outcomes: Vec<SubmitOutcome>,
+    },
+    /// The settings now have this revision.
+    SettingsUpdated {
+        /// New revision.
+        revision: u64,
+    },
+    /// The delivery cursor is now here.
+    Delivered {
+        /// The cursor.
+        delivered_up_to: u64,
+    },
+    /// Limits or users changed.
+    Done,
+    /// The command was refused; nothing was applied.
+    Refused(Refusal),
+}
+
+/// Checks the parts of a submitted batch that do not depend on the state.
+pub fn validate_records(records: &[Record]) -> Result<(), Refusal> {
+    let bad = |field: &str, reason: String| Refusal::InvalidField {
+        field: field.into(),
+        reason,
+    };
+    if records.len() > MAX_BATCH_RECORDS {
+        return Err(bad(
+            "records",
+            format!("at most {MAX_BATCH_RECORDS} records per batch"),
+        ));
+    }
+    let total: usize = records.iter().map(|r| r.payload.len()).sum();
+    if total > MAX_BATCH_BYTES {
+        return Err(bad(
+            "records",
+            format!("at most {MAX_BATCH_BYTES} payload bytes per batch"),
+        ));
+    }
+    for (i, r) in records.iter().enumerate() {
+        if r.source.is_empty() || r.source.len() > MAX_KEY_PART_BYTES {
+            return Err(bad(
+                "source",
+                format!("record {i}: must be 1..={MAX_KEY_PART_BYTES} bytes"),
+            ));
+        }
+        if r.kind == RecordKind::Alert && r.alert_id.is_empty() {
+            return Err(bad(
+                "alert_id",
+                format!("record {i}: an alert needs an alert ID"),
+            ));
+        }
+        if r.alert_id.len() > MAX_KEY_PART_BYTES {
+            return Err(bad(
+                "alert_id",
+                format!("record {i}: at most {MAX_KEY_PART_BYTES} bytes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The whole replicated state.
+#[derive(Debug, Clone)]
+pub struct ClusterState {
+    settings: SiemSettings,
+    settings_revision: u64,
+    limits: ClusterLimits,
+    dedup: DedupIndex,
+    outbox: Outbox,
+    users: BTreeMap<String, User>,
+    retired_nodes: BTreeSet<u64>,
+    clock_ms: u64,
+}
+
+impl Default for ClusterState {
+    fn default() -> Self {
+        Self::new(ClusterLimits::default())
+    }
+}
+
+impl ClusterState {
+    /// The initial state: default settings at revision 0, empty index and outbox.
+    pub fn new(limits: ClusterLimits) -> Self {
+        Self {
+            settings: SiemSettings::default(),
+            settings_revision: 0,
+            limits,
+            dedup: DedupIndex::new(limits.dedup),
+            outbox: Outbox::new(limits.outbox),
+            users: BTreeMap::new(),
+            retired_nodes: BTreeSet::new(),
+            clock_ms: 0,
+        }
+    }
+
+    /// The SIEM settings and their revision.
+    pub fn settings(&self) -> (&SiemSettings, u64) {
+        (&self.settings, self.settings_revision)
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> ClusterLimits {
+        self.limits
+    }
+
+    /// The outbox (records waiting for delivery and the cursor).
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// The dedup index.
+    pub fn dedup(&self) -> &DedupIndex {
+        &self.dedup
+    }
+
+    /// True if `node_id` was retired (it may never join again).
+    pub fn is_retired(&self, node_id: u64) -> bool {
+        self.retired_nodes.contains(&node_id)
+    }
+
+    /// The replicated clock: the largest leader timestamp applied so far.
+    pub fn clock_ms(&self) -> u64 {
+        self.clock_ms
+    }
+
+    /// The user whose token is `token`, if any.
+    pub fn authenticate(&self, token: &str) -> Option<(&str, Role)> {
+        let h = hash_token(token);
+        self.users
+            .iter()
+            .find(|(_, u)| u.token_sha256 == h)
+            .map(|(n, u)| (n.as_str(), u.role))
+    }
+
+    /// Applies one request. Deterministic: the same sequence of requests gives the same state
+    /// and responses on every node.
+    pub fn apply(&mut self, req: &Request) -> Response {
+        // Leader clocks may differ after a leader change: never let replicated time go back.
+        self.clock_ms = self.clock_ms.max(req.stamped_at_ms);
+        let now = self.clock_ms;
+        match &req.command {
+            Command::Submit { records } => self.submit(records.clone(), now),
+            Command::UpdateSettings {
+                expected_revision,
+                settings,
+            } => {
+                if let Some(expected) = expected_revision
+                    && *expected != self.settings_revision
+                {
+                    return Response::Refused(Refusal::RevisionMismatch {
+                        expected: *expected,
+                        actual: self.settings_revision,
+                    });
+                }
+                if let Err(v) = settings.validate() {
+                    return Response::Refused(v.into());
+                }
+                self.settings = settings.clone();
+                self.settings_revision += 1;
+                Response::SettingsUpdated {
+                    revision: self.settings_revision,
+                }
+            }
+            Command::Delivered { up_to_seq } => Response::Delivered {
+                delivered_up_to: self.outbox.mark_delivered(*up_to_seq),
+            },
+            Command::SetLimits { limits } => {
+                if limits.outbox.max_records == 0 || limits.outbox.max_bytes == 0 {
+                    return Response::Refused(Refusal::InvalidField {
+                        field: "limits.outbox".into(),
+                        reason: "bounds must be > 0".into(),
+                    });
+                }
+                self.limits = *limits;
+                self.dedup.set_window(limits.dedup, now);
+                self.outbox.set_limits(limits.outbox);
+                Response::Done
+            }
+            Command::PutUser { name, user } => {
+                if name.is_empty() || name.len() > MAX_KEY_PART_BYTES {
+                    return Response::Refused(Refusal::InvalidField {
+                        field: "name".into(),
+                        reason: "must be 1..=256 bytes".into(),
+                    });
+                }
+                self.users.insert(name.clone(), user.clone());
+                Response::Done
+            }
+            Command::RemoveUser { name } => {
+                self.users.remove(name);
+                Response::Done
+            }
+            Command::RetireNode { node_id } => {
+                self.retired_nodes.insert(*node_id);
+                Response::Done
+            }
+        }
+    }
+
+    /// Like [`ClusterState::apply`], but moves the submitted records into the outbox instead of
+    /// copying them (what the store uses).
+    pub fn apply_owned(&mut self, req: Request) -> Response {
+        match req.command {
+            Command::Submit { records } => {
+                self.clock_ms = self.clock_ms.max(req.stamped_at_ms);
+                let now = self.clock_ms;
+                self.submit(records, now)
+            }
+            command => self.apply(&Request {
+                stamped_at_ms: req.stamped_at_ms,
+                command,
+            }),
+        }
+    }
+
+    fn submit(&mut self, records: Vec<Record>, now: u64) -> Response {
+        if let Err(r) = validate_records(&records) {
+            return Response::Refused(r);
+        }
+        // First decide, without changing anything, which records are new (duplicates inside the
+        // batch included), so a batch that does not fit is refused whole.
+        self.dedup.evict_expired(now);
+        let mut fresh: Vec<Option<DedupKey>> = Vec::with_capacity(records.len());
+        let mut batch_keys = std::collections::HashSet::with_hasher(dedup::DigestHasherBuilder);
+        let (mut count, mut bytes) = (0u64, 0u64);
+        for r in &records {
+            let is_new = if r.alert_id.is_empty() {
+                fresh.push(None);
+                true
+            } else {
+                let k = DedupKey::of(&r.source, &r.alert_id);
+                let new = !self.dedup.contains(&k, now) && batch_keys.insert(k);
+                fresh.push(new.then_some(k));
+                new
+            };
+            if is_new {
+                count += 1;
+                bytes += r.accounted_bytes();
+            }
+        }
+        if let Err(full) = self.outbox.check_room(count, bytes) {
+            return Response::Refused(full.into());
+        }
+        let mut outcomes = Vec::with_capacity(records.len());
+        for (r, key) in records.into_iter().zip(fresh) {
+            let is_new = key.is_some() || r.alert_id.is_empty();
+            if !is_new {
+                outcomes.push(SubmitOutcome::Duplicate);
+                continue;
+            }
+            if let Some(k) = key {
+                self.dedup.insert(k, now);
+            }
+            let seq = self.outbox.push(r, now);
+            outcomes.push(SubmitOutcome::Accepted { seq });
+        }
+        Response::Submitted { outcomes }
+    }
+
+    /// The serializable image of this state (what a snapshot holds).
+    pub fn to_image(&self) -> StateImage {
+        StateImage {
+            settings: self.settings.clone(),
+            settings_revision: self.settings_revision,
+            limits: self.limits,
+            dedup: self.dedup.slots().copied().collect(),
+            outbox: self.outbox.clone(),
+            users: self.users.clone(),
+            retired_nodes: self.retired_nodes.clone(),
+            clock_ms: self.clock_ms,
+        }
+    }
+
+    /// Rebuilds the state from its image.
+    pub fn from_image(image: StateImage) -> Self {
+        Self {
+            settings: image.settings,
+            settings_revision: image.settings_revision,
+            limits: image.limits,
+            dedup: DedupIndex::from_slots(image.limits.dedup, image.dedup),
+            outbox: image.outbox,
+            users: image.users,
+            retired_nodes: image.retired_nodes,
+            clock_ms: image.clock_ms,
+        }
+    }
+
+    /// Up to `max` undelivered records from `from_seq` on.
+    pub fn read_outbox(&self, from_seq: u64, max: usize) -> Vec<OutboxEntry> {
+        self.outbox.read_from(from_seq, max)
+    }
+}
+
+/// The serializable image of [`ClusterState`], stored in snapshots.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StateImage {
+    /// SIEM settings.
+    pub settings: SiemSettings,
+    /// Their revision.
+    pub settings_revision: u64,
+    /// Limits.
+    pub limits: ClusterLimits,
+    /// Dedup slots, oldest first.
+    pub dedup: Vec<DedupSlot>,
+    /// Outbox and cursor.
+    pub outbox: Outbox,
+    /// Users by name.
+    pub users: BTreeMap<String, User>,
+    /// Node IDs that may never be used again.
+    pub retired_nodes: BTreeSet<u64>,
+    /// Replicated clock.
+    pub clock_ms: u64,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,280 @@
+use super::*;
+
+fn alert(source: &str, id: &str) -> Record {
+    Record {
+        kind: RecordKind::Alert,
+        source: source.into(),
+        alert_id: id.into(),
+        payload: vec![7; 100],
+    }
+}
+
+fn submit(s: &mut ClusterState, at: u64, records: Vec<Record>) -> Response {
+    s.apply(&Request {
+        stamped_at_ms: at,
+        command: Command::Submit { records },
+    })
+}
+
+fn accepted(resp: &Response) -> Vec<Option<u64>> {
+    match resp {
+        Response::Submitted { outcomes } => outcomes
+            .iter()
+            .map(|o| match o {
+                SubmitOutcome::Accepted { seq } => Some(*seq),
+                SubmitOutcome::Duplicate => None,
+            })
+            .collect(),
+        other => panic!("not submitted: {other:?}"),
+    }
+}
+
+#[test]
+fn duplicates_across_and_inside_batches_are_accepted_once() {
+    let mut s = ClusterState::default();
+    let r = submit(
+        &mut s,
+        1_000,
+        vec![alert("a", "1"), alert("a", "2"), alert("a", "1")],
+    );
+    assert_eq!(accepted(&r), vec![Some(1), Some(2), None]);
+    let r = submit(&mut s, 2_000, vec![alert("a", "2"), alert("b", "2")]);
+    assert_eq!(accepted(&r), vec![None, Some(3)]);
+    assert_eq!(s.outbox().len(), 3);
+}
+
+#[test]
+fn activity_records_are_not_deduplicated() {
+    let mut s = ClusterState::default();
+    let act = Record {
+        kind: RecordKind::Activity,
+        source: "node-1".into(),
+        alert_id: String::new(),
+        payload: b"x".to_vec(),
+    };
+    let r = submit(&mut s, 1, vec![act.clone(), act]);
+    assert_eq!(accepted(&r), vec![Some(1), Some(2)]);
+    assert!(s.dedup().is_empty());
+}
+
+#[test]
+fn invalid_records_refuse_the_batch() {
+    let mut s = ClusterState::default();
+    let r = submit(&mut s, 1, vec![alert("a", "1"), alert("a", "")]);
+    assert!(
+        matches!(r, Response::Refused(Refusal::InvalidField { ref field, .. }) if field == "alert_id"),
+        "{r:?}"
+    );
+    assert!(s.outbox().is_empty() && s.dedup().is_empty());
+}
+
+#[test]
+fn full_outbox_refuses_whole_batch_and_remembers_no_key() {
+    let limits = ClusterLimits {
+        dedup: DedupWindow::default(),
+        outbox: OutboxLimits {
+            max_records: 2,
+            max_bytes: u64::MAX,
+        },
+    };
+    let mut s = ClusterState::new(limits);
+    assert_eq!(
+        accepted(&submit(&mut s, 1, vec![alert("a", "1")])),
+        vec![Some(1)]
+    );
+    let r = submit(&mut s, 2, vec![alert("a", "2"), alert("a", "3")]);
+    assert!(
+        matches!(r, Response::Refused(Refusal::OutboxFull(_))),
+        "{r:?}"
+    );
+    assert_eq!(s.outbox().len(), 1);
+    // duplicates do not count against the bound
+    assert_eq!(
+        accepted(&submit(&mut s, 3, vec![alert("a", "1"), alert("a", "2")])),
+        vec![None, Some(2)]
+    );
+    // delivery frees room; the refused key 3 was never remembered
+    s.apply(&Request {
+        stamped_at_ms: 4,
+        command: Command::Delivered { up_to_seq: 2 },
+    });
+    assert_eq!(
+        accepted(&submit(&mut s, 5, vec![alert("a", "3")])),
+        vec![Some(3)]
+    );
+}
+
+#[test]
+fn dedup_uses_leader_time_and_never_goes_back() {
+    let limits = ClusterLimits {
+        dedup: DedupWindow {
+            retention_ms: 1_000,
+            max_keys: 100,
+        },
+        outbox: OutboxLimits::default(),
+    };
+    let mut s = ClusterState::new(limits);
+    submit(&mut s, 10_000, vec![alert("a", "1")]);
+    // a new leader whose clock is behind: replicated time stays at 10_000
+    assert_eq!(
+        accepted(&submit(&mut s, 5_000, vec![alert("a", "1")])),
+        vec![None]
+    );
+    assert_eq!(s.clock_ms(), 10_000);
+    assert_eq!(
+        accepted(&submit(&mut s, 10_999, vec![alert("a", "1")])),
+        vec![None]
+    );
+    assert_eq!(
+        accepted(&submit(&mut s, 11_000, vec![alert("a", "1")])),
+        vec![Some(2)]
+    );
+}
+
+#[test]
+fn settings_update_is_validated_and_conditional() {
+    let mut s = ClusterState::default();
+    let new = SiemSettings {
+        host: "siem.example.net".into(),
+        port: 6514,
+        ..Default::default()
+    };
+    let upd = |exp: Option<u64>, st: &SiemSettings| Request {
+        stamped_at_ms: 1,
+        command: Command::UpdateSettings {
+            expected_revision: exp,
+            settings: st.clone(),
+        },
+    };
+    assert_eq!(
+        s.apply(&upd(Some(0), &new)),
+        Response::SettingsUpdated { revision: 1 }
+    );
+    assert_eq!(
+        s.apply(&upd(Some(0), &new)),
+        Response::Refused(Refusal::RevisionMismatch {
+            expected: 0,
+            actual: 1
+        })
+    );
+    let bad = SiemSettings {
+        tls_enabled: true,
+        ..new.clone()
+    };
+    assert!(matches!(
+        s.apply(&upd(None, &bad)),
+        Response::Refused(Refusal::InvalidSettings(_))
+    ));
+    assert_eq!(s.settings().1, 1);
+    assert_eq!(s.settings().0, &new);
+    assert_eq!(
+        s.apply(&upd(None, &new)),
+        Response::SettingsUpdated { revision: 2 }
+    );
+}
+
+#[test]
+fn users_are_stored_hashed_and_authenticate() {
+    let mut s = ClusterState::default();
+    let user = User {
+        role: Role::SecurityAuditor,
+        token_sha256: hash_token("secret-token"),
+    };
+    s.apply(&Request {
+        stamped_at_ms: 1,
+        command: Command::PutUser {
+            name: "audit".into(),
+            user,
+        },
+    });
+    assert_eq!(
+        s.authenticate("secret-token"),
+        Some(("audit", Role::SecurityAuditor))
+    );
+    assert_eq!(s.authenticate("other"), None);
+    s.apply(&Request {
+        stamped_at_ms: 2,
+        command: Command::RemoveUser {
+            name: "audit".into(),
+        },
+    });
+    assert_eq!(s.authenticate("secret-token"), None);
+}
+
+#[test]
+fn image_round_trip_keeps_everything() {
+    let mut s = ClusterState::default();
+    submit(
+        &mut s,
+        100,
+        (0..20).map(|i| alert("a", &i.to_string())).collect(),
+    );
+    s.apply(&Request {
+        stamped_at_ms: 200,
+        command: Command::Delivered { up_to_seq: 5 },
+    });
+    let bytes = crate::codec::encode(&s.to_image()).unwrap();
+    let mut t = ClusterState::from_image(crate::codec::decode(&bytes).unwrap());
+    assert_eq!(t.outbox().delivered_up_to(), 5);
+    assert_eq!(t.outbox().len(), 15);
+    assert_eq!(t.dedup().len(), 20);
+    assert_eq!(
+        accepted(&submit(
+            &mut t,
+            300,
+            vec![alert("a", "3"), alert("a", "20")]
+        )),
+        vec![None, Some(21)]
+    );
+}
+
+#[test]
+fn random_sequences_are_deterministic() {
+    // Two replicas fed the same random sequence end in the same state. Seed printed for replay.
+    let seed: u64 = std::env::var("CLUSTER_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("random_sequences_are_deterministic seed={seed}");
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let limits = ClusterLimits {
+        dedup: DedupWindow {
+            retention_ms: 500,
+            max_keys: 50,
+        },
+        outbox: OutboxLimits {
+            max_records: 40,
+            max_bytes: 40 * 200,
+        },
+    };
+    let (mut a, mut b) = (ClusterState::new(limits), ClusterState::new(limits));
+    let mut t = 0u64;
+    for _ in 0..2_000 {
+        t += rng.random_range(0..50);
+        let cmd = if rng.random_bool(0.2) {
+            Command::Delivered {
+                up_to_seq: rng.random_range(0..a.outbox().next_seq() + 2),
+            }
+        } else {
+            let n = rng.random_range(1..5);
+            Command::Submit {
+                records: (0..n)
+                    .map(|_| alert("s", &rng.random_range(0..80).to_string()))
+                    .collect(),
+            }
+        };
+        let req = Request {
+            stamped_at_ms: t,
+            command: cmd,
+        };
+        // one replica copies, the other moves the records: same results
+        assert_eq!(a.apply(&req), b.apply_owned(req.clone()));
+        assert!(a.outbox().len() as u64 <= limits.outbox.max_records);
+        assert!(a.dedup().len() <= limits.dedup.max_keys);
+    }
+    assert_eq!(
+        crate::codec::encode(&a.to_image()).unwrap(),
+        crate::codec::encode(&b.to_image()).unwrap()
+    );
+}

@@ -1,0 +1,224 @@
+//! The state machine store: the pure [`ClusterState`] in memory behind a lock, snapshots in redb.
+
+use super::{SNAPSHOT, io_err};
+use crate::codec;
+use crate::error::ClusterError;
+use crate::state::{ClusterState, Response, StateImage};
+use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
+use redb::{Database, ReadableDatabase};
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+/// What the state machine holds: the cluster state and what Raft needs to know about it.
+#[derive(Debug, Clone, Default)]
+pub struct StateView {
+    /// The replicated state.
+    pub state: ClusterState,
+    /// Last applied log ID.
+    pub last_applied: Option<LogId>,
+    /// Last applied membership.
+    pub last_membership: StoredMembership,
+}
+
+/// A read handle on the applied state, shared with the node (settings reads, outbox reads).
+#[derive(Debug, Clone, Default)]
+pub struct SharedState(Arc<RwLock<StateView>>);
+
+impl SharedState {
+    /// Read access to the applied state. Hold it briefly: applying waits for it.
+    pub fn read(&self) -> RwLockReadGuard<'_, StateView> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, StateView> {
+        self.0.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The state machine store.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    db: Arc<Database>,
+    shared: SharedState,
+    snapshot_seq: Arc<AtomicU64>,
+}
+
+/// Builds a snapshot from a copy of the state taken when the build started, off the apply path.
+pub struct SnapshotBuilder {
+    db: Arc<Database>,
+    view: StateView,
+    seq: u64,
+}
+
+fn load_snapshot(db: &Database) -> Result<Option<(SnapshotMeta, Vec<u8>)>, String> {
+    let txn = db.begin_read().map_err(|e| e.to_string())?;
+    let table = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
+    let meta = table.get("meta").map_err(|e| e.to_string())?;
+    let data = table.get("data").map_err(|e| e.to_string())?;
+    match (meta, data) {
+        (Some(m), Some(d)) => {
+            let meta: SnapshotMeta = codec::decode(m.value()).map_err(|e| e.to_string())?;
+            Ok(Some((meta, d.value().to_vec())))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn save_snapshot(db: &Database, meta: &SnapshotMeta, data: &[u8]) -> Result<(), String> {
+    let m = codec::encode(meta).map_err(|e| e.to_string())?;
+    let txn = db.begin_write().map_err(|e| e.to_string())?;
+    {
+        let mut table = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
+        table
+            .insert("meta", m.as_slice())
+            .map_err(|e| e.to_string())?;
+        table.insert("data", data).map_err(|e| e.to_string())?;
+    }
+    txn.commit().map_err(|e| e.to_string())
+}
+
+fn view_from_snapshot(meta: &SnapshotMeta, data: &[u8]) -> Result<StateView, String> {
+    let image: StateImage = codec::decode(data).map_err(|e| e.to_string())?;
+    Ok(StateView {
+        state: ClusterState::from_image(image),
+        last_applied: meta.last_log_id,
+        last_membership: meta.last_membership.clone(),
+    })
+}
+
+impl StateMachineStore {
+    pub(crate) fn new(db: Arc<Database>) -> Result<Self, ClusterError> {
+        let view = match load_snapshot(&db).map_err(ClusterError::store)? {
+            Some((meta, data)) => view_from_snapshot(&meta, &data).map_err(ClusterError::store)?,
+            None => StateView::default(),
+        };
+        Ok(Self {
+            db,
+            shared: SharedState(Arc::new(RwLock::new(view))),
+            snapshot_seq: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The read handle on the applied state.
+    pub fn shared(&self) -> SharedState {
+        self.shared.clone()
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let started = std::time::Instant::now();
+        let data = codec::encode(&self.view.state.to_image())
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?;
+        let snapshot_id = match self.view.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, self.seq),
+            None => format!("--{}", self.seq),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: self.view.last_applied,
+            last_membership: self.view.last_membership.clone(),
+            snapshot_id,
+        };
+        save_snapshot(&self.db, &meta, &data).map_err(|e| {
+            io_err(
+                ErrorSubject::Snapshot(Some(meta.signature())),
+                ErrorVerb::Write,
+                e,
+            )
+        })?;
+        metrics::histogram!("cluster_snapshot_build_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::gauge!("cluster_snapshot_bytes").set(data.len() as f64);
+        tracing::info!(bytes = data.len(), last = ?meta.last_log_id, "snapshot built");
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let v = self.shared.read();
+        Ok((v.last_applied, v.last_membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut out = Vec::new();
+        let mut v = self.shared.write();
+        for entry in entries {
+            v.last_applied = Some(entry.log_id);
+            let resp = match entry.payload {
+                EntryPayload::Blank => Response::Empty,
+                EntryPayload::Normal(req) => v.state.apply_owned(req),
+                EntryPayload::Membership(m) => {
+                    v.last_membership = StoredMembership::new(Some(entry.log_id), m);
+                    Response::Empty
+                }
+            };
+            out.push(resp);
+        }
+        metrics::gauge!("cluster_outbox_records").set(v.state.outbox().len() as f64);
+        metrics::gauge!("cluster_outbox_bytes").set(v.state.outbox().bytes() as f64);
+        metrics::gauge!("cluster_dedup_keys").set(v.state.dedup().len() as f64);
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // The copy is the only part that holds the lock; encoding and the fsync run in the task
+        // openraft spawns for the builder, while entries keep being appended and applied.
+        let view = self.shared.read().clone();
+        SnapshotBuilder {
+            db: self.db.clone(),
+            view,
+            seq: self.snapshot_seq.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let new_view = view_from_snapshot(meta, &data).map_err(|e| {
+            io_err(
+                ErrorSubject::Snapshot(Some(meta.signature())),
+                ErrorVerb::Read,
+                e,
+            )
+        })?;
+        save_snapshot(&self.db, meta, &data).map_err(|e| {
+            io_err(
+                ErrorSubject::Snapshot(Some(meta.signature())),
+                ErrorVerb::Write,
+                e,
+            )
+        })?;
+        *self.shared.write() = new_view;
+        tracing::info!(last = ?meta.last_log_id, bytes = data.len(), "snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let loaded = load_snapshot(&self.db)
+            .map_err(|e| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Read, e))?;
+        Ok(loaded.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}

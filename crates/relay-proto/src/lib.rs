@@ -1,0 +1,14 @@
+//! Generated protobuf messages and tonic services for siem-relay.
+//!
+//! This crate holds generated code only: every `.proto` file in the workspace's `proto/` folder is
+//! compiled by `build.rs` (protox + tonic-prost-build, no system `protoc`). Domain types and their
+//! conversions live in the crates that use them; protobuf is an edge, not the domain model.
+
+/// Raft transport between nodes (`proto/raft.proto`, package `siemrelay.raft.v1`).
+pub mod raft {
+    /// Version 1 of the Raft transport.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("siemrelay.raft.v1");
+    }
+}
