@@ -45,7 +45,7 @@ fn log_vote_and_snapshot_survive_reopen() {
                         kind: cluster::state::outbox::RecordKind::Alert,
                         source: "s".into(),
                         alert_id: "a-1".into(),
-                        payload: b"hello".to_vec(),
+                        payload: b"hello".to_vec().into(),
                     }],
                 },
             };
