@@ -51,6 +51,8 @@ const WRITER_QUEUE: usize = 1024;
 const RECENT_KEPT: usize = 32;
 /// Most appends group-committed in one transaction.
 const MAX_GROUP: usize = 64;
+/// A group commit at least this slow is logged (it holds back every append queued behind it).
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 fn write_group(
     db: &Database,
@@ -133,8 +135,15 @@ fn run_writer(
                     None => Err("database closed".to_owned()),
                 };
                 if !group.is_empty() {
-                    metrics::histogram!("cluster_log_commit_seconds")
-                        .record(started.elapsed().as_secs_f64());
+                    let took = started.elapsed();
+                    metrics::histogram!("cluster_log_commit_seconds").record(took.as_secs_f64());
+                    if took >= SLOW_COMMIT {
+                        tracing::warn!(
+                            took_ms = took.as_millis() as u64,
+                            entries = group.len(),
+                            "slow raft log commit (fsync)"
+                        );
+                    }
                 }
                 if res.is_ok()
                     && let Some(flushed_up_to) = group.last().map(|e| e.log_id.index)
