@@ -43,7 +43,16 @@ pub enum CodecError {
 
 /// Encodes `value` as format version 1.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = vec![FORMAT_VERSION];
+    encode_after(&[], value)
+}
+
+/// `prefix` followed by [`encode`]'s bytes, in one buffer allocated once at its final size (a
+/// growing buffer would copy a multi-MiB entry several times and touch fresh pages each time).
+fn encode_after<T: Serialize + ?Sized>(prefix: &[u8], value: &T) -> Result<Vec<u8>, CodecError> {
+    let size = postcard::experimental::serialized_size(value)?;
+    let mut out = Vec::with_capacity(prefix.len() + 1 + size);
+    out.extend_from_slice(prefix);
+    out.push(FORMAT_VERSION);
     postcard::to_io(value, &mut out)?;
     Ok(out)
 }
@@ -60,11 +69,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 /// Encodes a `Result` for the wire: `0` + encoded value, or `1` + JSON error.
 pub fn encode_result<T: Serialize, E: Serialize>(r: &Result<T, E>) -> Result<Vec<u8>, CodecError> {
     match r {
-        Ok(v) => {
-            let mut out = vec![0u8];
-            out.extend(encode(v)?);
-            Ok(out)
-        }
+        Ok(v) => encode_after(&[0u8], v),
         Err(e) => {
             let mut out = vec![1u8];
             out.extend(serde_json::to_vec(e)?);

@@ -141,7 +141,7 @@ fn alert(source: &str, id: &str) -> Record {
         kind: RecordKind::Alert,
         source: source.into(),
         alert_id: id.into(),
-        payload: vec![b'a'; 1000],
+        payload: vec![b'a'; 1000].into(),
     }
 }
 

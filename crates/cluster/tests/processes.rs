@@ -144,7 +144,7 @@ fn alert(id: String) -> Record {
         kind: RecordKind::Alert,
         source: "sensor".into(),
         alert_id: id,
-        payload: vec![b'x'; 1000],
+        payload: vec![b'x'; 1000].into(),
     }
 }
 

@@ -45,7 +45,7 @@ fn log_vote_and_snapshot_survive_reopen() {
                         kind: cluster::state::outbox::RecordKind::Alert,
                         source: "s".into(),
                         alert_id: "a-1".into(),
-                        payload: b"hello".to_vec(),
+                        payload: b"hello".to_vec().into(),
                     }],
                 },
             };
@@ -74,5 +74,37 @@ fn log_vote_and_snapshot_survive_reopen() {
             1,
             "dedup index restored from the snapshot"
         );
+    });
+}
+
+/// `save_committed` is queued to the log writer (it used to block the Raft core for an fsync):
+/// it is readable at once, and durable with the next group of appends.
+#[test]
+fn committed_hint_is_readable_at_once_and_survives_reopen_with_the_next_append() {
+    use openraft::storage::RaftLogStorage;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let entry = |index: u64| openraft::Entry {
+        log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+        payload: openraft::EntryPayload::<TypeConfig>::Blank,
+    };
+    rt.block_on(async {
+        let committed = Some(entry(1).log_id);
+        {
+            let (mut log, _sm) = cluster::store::open(&path).unwrap();
+            openraft::storage::RaftLogStorageExt::blocking_append(&mut log, [entry(1)])
+                .await
+                .unwrap();
+            log.save_committed(committed).await.unwrap();
+            assert_eq!(log.read_committed().await.unwrap(), committed);
+            openraft::storage::RaftLogStorageExt::blocking_append(&mut log, [entry(2)])
+                .await
+                .unwrap();
+        }
+        let (mut log, _sm) = cluster::store::open(&path).unwrap();
+        assert_eq!(log.read_committed().await.unwrap(), committed);
     });
 }

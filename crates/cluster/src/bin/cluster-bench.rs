@@ -147,7 +147,7 @@ fn batch(prefix: &str, n: usize, payload: &[u8]) -> Vec<Record> {
             kind: RecordKind::Alert,
             source: "bench-sensor".into(),
             alert_id: format!("{prefix}-{i}"),
-            payload: payload.to_vec(),
+            payload: bytes::Bytes::copy_from_slice(payload),
         })
         .collect()
 }

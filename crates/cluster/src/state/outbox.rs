@@ -26,9 +26,24 @@ pub struct Record {
     pub source: String,
     /// The alert ID (the CEF `eventId`); the other half of the dedup key. Required for alerts.
     pub alert_id: String,
-    /// The record's content, opaque to the cluster core (the node encodes it as CEF).
-    #[serde(with = "serde_bytes")]
-    pub payload: Vec<u8>,
+    /// The record's content, opaque to the cluster core (the node encodes it as CEF). Shared,
+    /// not copied, when a log entry is cloned (replication reads, applying); written as a raw
+    /// byte string, the same bytes as a `Vec<u8>` with `serde_bytes`.
+    #[serde(with = "payload_bytes")]
+    pub payload: bytes::Bytes,
+}
+
+/// serde for [`Record::payload`]: a byte string, read into one buffer that the `Bytes` takes over.
+mod payload_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(b: &bytes::Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bytes::Bytes, D::Error> {
+        serde_bytes::ByteBuf::deserialize(d).map(|b| bytes::Bytes::from(b.into_vec()))
+    }
 }
 
 impl Record {
@@ -210,7 +225,7 @@ mod tests {
             kind: RecordKind::Alert,
             source: "s".into(),
             alert_id: id.into(),
-            payload: vec![b'x'; size],
+            payload: vec![b'x'; size].into(),
         }
     }
 

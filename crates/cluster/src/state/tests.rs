@@ -5,7 +5,7 @@ fn alert(source: &str, id: &str) -> Record {
         kind: RecordKind::Alert,
         source: source.into(),
         alert_id: id.into(),
-        payload: vec![7; 100],
+        payload: vec![7; 100].into(),
     }
 }
 
@@ -50,7 +50,7 @@ fn activity_records_are_not_deduplicated() {
         kind: RecordKind::Activity,
         source: "node-1".into(),
         alert_id: String::new(),
-        payload: b"x".to_vec(),
+        payload: b"x".to_vec().into(),
     };
     let r = submit(&mut s, 1, vec![act.clone(), act]);
     assert_eq!(accepted(&r), vec![Some(1), Some(2)]);

@@ -26,16 +26,20 @@ pub struct LogStore {
     last_log_id: Option<LogId>,
     last_purged: Option<LogId>,
     /// Entries not yet on disk, plus the last `RECENT_KEPT` flushed ones.
-    pending: Arc<Mutex<BTreeMap<u64, Entry>>>,
+    pending: Arc<Mutex<BTreeMap<u64, Arc<Entry>>>>,
     writer: std::sync::mpsc::SyncSender<WriteOp>,
 }
 
 /// Work for the writer thread.
 enum WriteOp {
     Append {
-        entries: Vec<Entry>,
+        entries: Vec<Arc<Entry>>,
         callback: LogFlushed<TypeConfig>,
     },
+    /// The committed log ID, an optional hint for the restart (openraft re-learns it from the
+    /// leader): written in the transaction of the next group of appends, or, when no append is
+    /// queued with it, in a transaction without fsync that the next durable commit makes durable.
+    SaveCommitted { committed: Option<LogId> },
     Barrier {
         done: tokio::sync::oneshot::Sender<()>,
     },
@@ -47,9 +51,20 @@ const WRITER_QUEUE: usize = 1024;
 const RECENT_KEPT: usize = 32;
 /// Most appends group-committed in one transaction.
 const MAX_GROUP: usize = 64;
+/// A group commit at least this slow is logged (it holds back every append queued behind it).
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(50);
 
-fn write_group(db: &Database, group: &[Entry]) -> Result<(), String> {
-    let txn = db.begin_write().map_err(|e| e.to_string())?;
+fn write_group(
+    db: &Database,
+    group: &[Arc<Entry>],
+    committed: Option<Option<LogId>>,
+) -> Result<(), String> {
+    let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+    if group.is_empty() {
+        // Only the committed hint: no fsync of its own (the next group's commit carries it).
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| e.to_string())?;
+    }
     {
         let mut table = txn.open_table(LOG).map_err(|e| e.to_string())?;
         for entry in group {
@@ -59,13 +74,19 @@ fn write_group(db: &Database, group: &[Entry]) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
         }
     }
-    // Durability::Immediate (the default): fsync before commit() returns.
+    if let Some(committed) = committed {
+        let bytes = codec::encode(&committed).map_err(|e| e.to_string())?;
+        let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+        meta.insert("committed", bytes.as_slice())
+            .map_err(|e| e.to_string())?;
+    }
+    // With appends, Durability::Immediate (the default): fsync before commit() returns.
     txn.commit().map_err(|e| e.to_string())
 }
 
 fn run_writer(
     db: &std::sync::Weak<Database>,
-    pending: &Mutex<BTreeMap<u64, Entry>>,
+    pending: &Mutex<BTreeMap<u64, Arc<Entry>>>,
     rx: &std::sync::mpsc::Receiver<WriteOp>,
 ) {
     let mut next: Option<WriteOp> = None;
@@ -81,30 +102,49 @@ fn run_writer(
             WriteOp::Barrier { done } => {
                 let _ = done.send(());
             }
-            WriteOp::Append { entries, callback } => {
-                let mut group = entries;
-                let mut callbacks = vec![callback];
-                while callbacks.len() < MAX_GROUP {
-                    match rx.try_recv() {
-                        Ok(WriteOp::Append { entries, callback }) => {
+            first => {
+                let mut group = Vec::new();
+                let mut callbacks = Vec::new();
+                let mut committed = None;
+                let mut op = Some(first);
+                while let Some(o) = op.take() {
+                    match o {
+                        WriteOp::Append { entries, callback } => {
                             group.extend(entries);
                             callbacks.push(callback);
                         }
-                        Ok(barrier) => {
+                        WriteOp::SaveCommitted { committed: c } => committed = Some(c),
+                        WriteOp::Barrier { .. } => unreachable!("barriers end a group"),
+                    }
+                    if callbacks.len() >= MAX_GROUP {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(barrier @ WriteOp::Barrier { .. }) => {
                             next = Some(barrier);
                             break;
                         }
+                        Ok(o) => op = Some(o),
                         Err(_) => break,
                     }
                 }
                 let started = std::time::Instant::now();
                 // The thread holds the database weakly, so it closes as soon as the stores are gone.
                 let res = match db.upgrade() {
-                    Some(db) => write_group(&db, &group),
+                    Some(db) => write_group(&db, &group, committed),
                     None => Err("database closed".to_owned()),
                 };
-                metrics::histogram!("cluster_log_commit_seconds")
-                    .record(started.elapsed().as_secs_f64());
+                if !group.is_empty() {
+                    let took = started.elapsed();
+                    metrics::histogram!("cluster_log_commit_seconds").record(took.as_secs_f64());
+                    if took >= SLOW_COMMIT {
+                        tracing::warn!(
+                            took_ms = took.as_millis() as u64,
+                            entries = group.len(),
+                            "slow raft log commit (fsync)"
+                        );
+                    }
+                }
                 if res.is_ok()
                     && let Some(flushed_up_to) = group.last().map(|e| e.log_id.index)
                 {
@@ -175,7 +215,7 @@ impl LogStore {
         let last_log_id = last_entry_id(&db, Bound::Unbounded)
             .map_err(ClusterError::store)?
             .or(last_purged);
-        let pending: Arc<Mutex<BTreeMap<u64, Entry>>> = Arc::default();
+        let pending: Arc<Mutex<BTreeMap<u64, Arc<Entry>>>> = Arc::default();
         let (writer, rx) = std::sync::mpsc::sync_channel(WRITER_QUEUE);
         let (wdb, wpending) = (Arc::downgrade(&db), pending.clone());
         std::thread::Builder::new()
@@ -194,7 +234,7 @@ impl LogStore {
     fn read_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<Vec<Entry>, String> {
         // Take the not-yet-written entries first: an entry the writer commits after this point is
         // in redb when it is read below, one committed before is in redb already. No gap.
-        let pending: Vec<Entry> = {
+        let pending: Vec<Arc<Entry>> = {
             let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             p.range((start, end)).map(|(_, e)| e.clone()).collect()
         };
@@ -214,7 +254,7 @@ impl LogStore {
             );
         }
         for e in pending {
-            out.insert(e.log_id.index, e);
+            out.insert(e.log_id.index, Entry::clone(&e));
         }
         Ok(out.into_values().collect())
     }
@@ -262,12 +302,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         read_meta(&self.db, "vote").map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Read, e))
     }
 
+    /// Called by openraft on every commit, on the Raft core's task: it only queues the value for
+    /// the writer thread (a durable transaction here would block the core for an fsync, and wait
+    /// for the writer's fsync first). The committed log ID is an optional hint for the restart;
+    /// a lost one only means re-applying from an older point, then learning it from the leader.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        write_meta(&self.db, "committed", &committed)
-            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
+        self.writer
+            .send(WriteOp::SaveCommitted { committed })
+            .map_err(|_| io_err(ErrorSubject::Store, ErrorVerb::Write, "log writer stopped"))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        self.barrier()
+            .await
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?;
         let v: Option<Option<LogId>> = read_meta(&self.db, "committed")
             .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?;
         Ok(v.flatten())
@@ -282,7 +330,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let entries: Vec<Entry> = entries.into_iter().collect();
+        let entries: Vec<Arc<Entry>> = entries.into_iter().map(Arc::new).collect();
         let Some(last) = entries.last().map(|e| e.log_id) else {
             callback.log_io_completed(Ok(()));
             return Ok(());
