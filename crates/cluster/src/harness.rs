@@ -200,3 +200,23 @@ where
         tokio::time::sleep(every).await;
     }
 }
+
+/// Waits until every node in `among` reports the same leader, which is itself in `among` and is
+/// not `not`; returns it, or `None` at `timeout`.
+pub async fn agreed_leader(
+    remotes: &std::collections::BTreeMap<u64, RemoteNode>,
+    among: &[u64],
+    not: Option<u64>,
+    timeout: Duration,
+    every: Duration,
+) -> Option<u64> {
+    poll_until(timeout, every, || async {
+        let mut seen = Vec::new();
+        for id in among {
+            seen.push(remotes.get(id)?.status().await.ok()?.leader);
+        }
+        let l = (*seen.first()?)?;
+        (seen.iter().all(|x| *x == Some(l)) && Some(l) != not && among.contains(&l)).then_some(l)
+    })
+    .await
+}

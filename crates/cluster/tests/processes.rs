@@ -6,7 +6,7 @@
 // Test helpers may unwrap: a panic is a test failure with a location.
 #![allow(clippy::unwrap_used)]
 
-use cluster::harness::{NodeProcess, ProcessOptions, RemoteNode, poll_until};
+use cluster::harness::{NodeProcess, ProcessOptions, RemoteNode, agreed_leader, poll_until};
 use cluster::network::ClusterSecret;
 use cluster::node::{ClientReply, ClientRequest};
 use cluster::state::SubmitOutcome;
@@ -93,17 +93,9 @@ impl Cluster {
     }
 
     async fn wait_leader(&self, among: &[u64], not: Option<u64>) -> u64 {
-        poll_until(WAIT, POLL, || async {
-            let mut seen = Vec::new();
-            for id in among {
-                seen.push(self.remotes[id].status().await.ok()?.leader);
-            }
-            let l = seen[0]?;
-            (seen.iter().all(|x| *x == Some(l)) && Some(l) != not && among.contains(&l))
-                .then_some(l)
-        })
-        .await
-        .unwrap_or_else(|| panic!("no agreed leader among {among:?}"))
+        agreed_leader(&self.remotes, among, not, WAIT, POLL)
+            .await
+            .unwrap_or_else(|| panic!("no agreed leader among {among:?}"))
     }
 
     fn kill(&mut self, id: u64) {

@@ -9,7 +9,9 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use cluster::harness::{NodeProcess, ProcessOptions, RemoteNode, node_binary, poll_until};
+use cluster::harness::{
+    NodeProcess, ProcessOptions, RemoteNode, agreed_leader, node_binary, poll_until,
+};
 use cluster::network::ClusterSecret;
 use cluster::node::{ClientReply, ClientRequest};
 use cluster::state::SubmitOutcome;
@@ -128,16 +130,7 @@ impl Bench {
     }
 
     async fn leader(&self, among: &[u64], not: Option<u64>, timeout: Duration) -> Option<u64> {
-        poll_until(timeout, Duration::from_millis(5), || async {
-            let mut seen = Vec::new();
-            for id in among {
-                seen.push(self.remotes[id].status().await.ok()?.leader);
-            }
-            let l = seen[0]?;
-            (seen.iter().all(|x| *x == Some(l)) && Some(l) != not && among.contains(&l))
-                .then_some(l)
-        })
-        .await
+        agreed_leader(&self.remotes, among, not, timeout, Duration::from_millis(5)).await
     }
 }
 
