@@ -57,6 +57,13 @@ fn encode_after<T: Serialize + ?Sized>(prefix: &[u8], value: &T) -> Result<Vec<u
     Ok(out)
 }
 
+/// Appends [`encode`]'s bytes to `out` (a reused buffer: no allocation once it is large enough).
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    out.push(FORMAT_VERSION);
+    postcard::to_io(value, out)?;
+    Ok(())
+}
+
 /// Decodes bytes written by [`encode`].
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     match bytes.split_first() {

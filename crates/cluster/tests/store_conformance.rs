@@ -11,13 +11,14 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         &self,
     ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (log, sm) = cluster::store::open(&dir.path().join("node.redb")).expect("open store");
+        let (log, sm) = cluster::store::open(dir.path()).expect("open store");
         Ok((dir, log, sm))
     }
 }
 
 #[test]
 fn redb_store_passes_openraft_suite() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     if let Err(e) = Suite::test_all(RedbBuilder) {
         panic!("conformance suite failed: {e}");
     }
@@ -28,7 +29,7 @@ fn log_vote_and_snapshot_survive_reopen() {
     use openraft::storage::{RaftLogStorage, RaftStateMachine};
     use openraft::{RaftLogReader, RaftSnapshotBuilder};
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("node.redb");
+    let path = dir.path().to_path_buf();
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -83,7 +84,7 @@ fn log_vote_and_snapshot_survive_reopen() {
 fn committed_hint_is_readable_at_once_and_survives_reopen_with_the_next_append() {
     use openraft::storage::RaftLogStorage;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("node.redb");
+    let path = dir.path().to_path_buf();
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

@@ -1,25 +1,29 @@
-//! The Raft log store on redb.
+//! The Raft log store: entries in append-only segment files ([`super::wal`]), the vote and the
+//! purge point in redb.
 
-use super::{LOG, META, io_err};
+use super::wal::{Wal, WalReader};
+use super::{META, io_err};
 use crate::codec;
 use crate::error::ClusterError;
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{ErrorSubject, ErrorVerb, LogState, RaftLogId, RaftLogReader};
+use openraft::{ErrorSubject, ErrorVerb, LogState, RaftLogReader};
 use redb::{Database, ReadableDatabase};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-/// The log store: appends, truncates and purges in durable redb transactions.
+/// The log store.
 ///
 /// Appends go to a dedicated writer thread, so the Raft core never blocks on an fsync; the thread
-/// group-commits whatever appends are queued in one transaction and only then reports them
-/// flushed (openraft's `LogFlushed` callback), so nothing is acknowledged before it is on disk.
-/// Until then the entries are served to readers from `pending`.
+/// group-commits whatever appends are queued with one write and one `fdatasync` and only then
+/// reports them flushed (openraft's `LogFlushed` callback), so nothing is acknowledged before it
+/// is on disk. Until then the entries are served to readers from `pending`. Truncation and
+/// purging run on the same thread, in order with the appends.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
@@ -27,8 +31,13 @@ pub struct LogStore {
     last_purged: Option<LogId>,
     /// Entries not yet on disk, plus the last `RECENT_KEPT` flushed ones.
     pending: Arc<Mutex<BTreeMap<u64, Arc<Entry>>>>,
+    /// The last committed hint the writer has taken in.
+    committed: Arc<Mutex<Option<LogId>>>,
+    reader: WalReader,
     writer: std::sync::mpsc::SyncSender<WriteOp>,
 }
+
+type Done<T> = tokio::sync::oneshot::Sender<Result<T, String>>;
 
 /// Work for the writer thread.
 enum WriteOp {
@@ -37,11 +46,23 @@ enum WriteOp {
         callback: LogFlushed<TypeConfig>,
     },
     /// The committed log ID, an optional hint for the restart (openraft re-learns it from the
-    /// leader): written in the transaction of the next group of appends, or, when no append is
-    /// queued with it, in a transaction without fsync that the next durable commit makes durable.
-    SaveCommitted { committed: Option<LogId> },
+    /// leader): written after the next group of appends, in the same `fdatasync`, or, when no
+    /// append is queued with it, without a sync of its own (the next append's sync covers it).
+    SaveCommitted {
+        committed: Option<LogId>,
+    },
+    /// Remove entries from this index on; answers with the new last entry's ID.
+    Truncate {
+        from: u64,
+        done: Done<Option<LogId>>,
+    },
+    /// Forget entries up to this index (the purge point is saved already).
+    Purge {
+        upto: u64,
+        done: Done<()>,
+    },
     Barrier {
-        done: tokio::sync::oneshot::Sender<()>,
+        done: Done<()>,
     },
 }
 
@@ -49,122 +70,126 @@ enum WriteOp {
 const WRITER_QUEUE: usize = 1024;
 /// Flushed entries kept in memory for readers (each at most one client batch, 4 MiB).
 const RECENT_KEPT: usize = 32;
-/// Most appends group-committed in one transaction.
+/// Most appends group-committed in one write.
 const MAX_GROUP: usize = 64;
 /// A group commit at least this slow is logged (it holds back every append queued behind it).
 const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(50);
 
-fn write_group(
-    db: &Database,
-    group: &[Arc<Entry>],
-    committed: Option<Option<LogId>>,
-) -> Result<(), String> {
-    let mut txn = db.begin_write().map_err(|e| e.to_string())?;
-    if group.is_empty() {
-        // Only the committed hint: no fsync of its own (the next group's commit carries it).
-        txn.set_durability(redb::Durability::None)
-            .map_err(|e| e.to_string())?;
-    }
-    {
-        let mut table = txn.open_table(LOG).map_err(|e| e.to_string())?;
-        for entry in group {
-            let bytes = codec::encode(entry).map_err(|e| e.to_string())?;
-            table
-                .insert(entry.get_log_id().index, bytes.as_slice())
-                .map_err(|e| e.to_string())?;
-        }
-    }
-    if let Some(committed) = committed {
-        let bytes = codec::encode(&committed).map_err(|e| e.to_string())?;
-        let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
-        meta.insert("committed", bytes.as_slice())
-            .map_err(|e| e.to_string())?;
-    }
-    // With appends, Durability::Immediate (the default): fsync before commit() returns.
-    txn.commit().map_err(|e| e.to_string())
+struct Writer {
+    wal: Wal,
+    pending: Arc<Mutex<BTreeMap<u64, Arc<Entry>>>>,
+    committed: Arc<Mutex<Option<LogId>>>,
 }
 
-fn run_writer(
-    db: &std::sync::Weak<Database>,
-    pending: &Mutex<BTreeMap<u64, Arc<Entry>>>,
-    rx: &std::sync::mpsc::Receiver<WriteOp>,
-) {
-    let mut next: Option<WriteOp> = None;
-    loop {
-        let op = match next.take() {
-            Some(op) => op,
-            None => match rx.recv() {
-                Ok(op) => op,
-                Err(_) => return,
-            },
-        };
-        match op {
-            WriteOp::Barrier { done } => {
-                let _ = done.send(());
-            }
-            first => {
-                let mut group = Vec::new();
-                let mut callbacks = Vec::new();
-                let mut committed = None;
-                let mut op = Some(first);
-                while let Some(o) = op.take() {
-                    match o {
-                        WriteOp::Append { entries, callback } => {
-                            group.extend(entries);
-                            callbacks.push(callback);
-                        }
-                        WriteOp::SaveCommitted { committed: c } => committed = Some(c),
-                        WriteOp::Barrier { .. } => unreachable!("barriers end a group"),
-                    }
-                    if callbacks.len() >= MAX_GROUP {
-                        break;
-                    }
-                    match rx.try_recv() {
-                        Ok(barrier @ WriteOp::Barrier { .. }) => {
-                            next = Some(barrier);
-                            break;
-                        }
-                        Ok(o) => op = Some(o),
-                        Err(_) => break,
-                    }
+impl Writer {
+    fn run(mut self, rx: &std::sync::mpsc::Receiver<WriteOp>) {
+        let mut next: Option<WriteOp> = None;
+        loop {
+            let op = match next.take() {
+                Some(op) => op,
+                None => match rx.recv() {
+                    Ok(op) => op,
+                    Err(_) => return,
+                },
+            };
+            match op {
+                WriteOp::Barrier { done } => {
+                    let _ = done.send(Ok(()));
                 }
-                let started = std::time::Instant::now();
-                // The thread holds the database weakly, so it closes as soon as the stores are gone.
-                let res = match db.upgrade() {
-                    Some(db) => write_group(&db, &group, committed),
-                    None => Err("database closed".to_owned()),
-                };
-                if !group.is_empty() {
-                    let took = started.elapsed();
-                    metrics::histogram!("cluster_log_commit_seconds").record(took.as_secs_f64());
-                    if took >= SLOW_COMMIT {
-                        tracing::warn!(
-                            took_ms = took.as_millis() as u64,
-                            entries = group.len(),
-                            "slow raft log commit (fsync)"
-                        );
-                    }
+                WriteOp::Truncate { from, done } => {
+                    let _ = done.send(self.truncate(from));
                 }
-                if res.is_ok()
-                    && let Some(flushed_up_to) = group.last().map(|e| e.log_id.index)
-                {
-                    // Keep the most recent flushed entries in memory too (replication to the
-                    // followers reads them right after the append), at most RECENT_KEPT of them.
-                    let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
-                    let mut flushed = p.range(..=flushed_up_to).count();
-                    while flushed > RECENT_KEPT {
-                        p.pop_first();
-                        flushed -= 1;
-                    }
+                WriteOp::Purge { upto, done } => {
+                    let _ = done.send(self.wal.purge(upto));
                 }
-                for cb in callbacks {
-                    cb.log_io_completed(res.clone().map_err(std::io::Error::other));
-                }
-                if let Err(e) = res {
-                    tracing::error!(error = %e, "raft log write failed");
-                }
+                first => next = self.group(first, rx),
             }
         }
+    }
+
+    fn truncate(&mut self, from: u64) -> Result<Option<LogId>, String> {
+        self.wal.truncate(from)?;
+        self.set_committed(self.wal.committed());
+        let end = self.wal.reader().end();
+        match end.checked_sub(1) {
+            Some(i) => Ok(self.wal.reader().read(i, i + 1)?.first().map(|e| e.log_id)),
+            None => Ok(None),
+        }
+    }
+
+    fn set_committed(&self, c: Option<LogId>) {
+        *self.committed.lock().unwrap_or_else(|e| e.into_inner()) = c;
+    }
+
+    /// Writes `first` and whatever appends and hints are queued behind it as one group; returns
+    /// the op that ended the group, if it is not part of one.
+    fn group(
+        &mut self,
+        first: WriteOp,
+        rx: &std::sync::mpsc::Receiver<WriteOp>,
+    ) -> Option<WriteOp> {
+        let mut group = Vec::new();
+        let mut callbacks = Vec::new();
+        let mut committed = None;
+        let mut op = Some(first);
+        let mut next = None;
+        while let Some(o) = op.take() {
+            match o {
+                WriteOp::Append { entries, callback } => {
+                    group.extend(entries);
+                    callbacks.push(callback);
+                }
+                WriteOp::SaveCommitted { committed: c } => committed = Some(c),
+                other => {
+                    next = Some(other);
+                    break;
+                }
+            }
+            if callbacks.len() >= MAX_GROUP {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(o) => op = Some(o),
+                Err(_) => break,
+            }
+        }
+        let started = std::time::Instant::now();
+        let res = self.wal.append(&group, committed);
+        if res.is_ok()
+            && let Some(c) = committed
+        {
+            self.set_committed(c);
+        }
+        if !group.is_empty() {
+            let took = started.elapsed();
+            metrics::histogram!("cluster_log_commit_seconds").record(took.as_secs_f64());
+            if took >= SLOW_COMMIT {
+                tracing::warn!(
+                    took_ms = took.as_millis() as u64,
+                    entries = group.len(),
+                    "slow raft log commit (fsync)"
+                );
+            }
+        }
+        if res.is_ok()
+            && let Some(flushed_up_to) = group.last().map(|e| e.log_id.index)
+        {
+            // Keep the most recent flushed entries in memory too (replication to the followers
+            // reads them right after the append), at most RECENT_KEPT of them.
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let mut flushed = p.range(..=flushed_up_to).count();
+            while flushed > RECENT_KEPT {
+                p.pop_first();
+                flushed -= 1;
+            }
+        }
+        for cb in callbacks {
+            cb.log_io_completed(res.clone().map_err(std::io::Error::other));
+        }
+        if let Err(e) = res {
+            tracing::error!(error = %e, "raft log write failed");
+        }
+        next
     }
 }
 
@@ -191,81 +216,71 @@ fn write_meta<T: Serialize>(db: &Database, key: &str, value: &T) -> Result<(), S
     txn.commit().map_err(|e| e.to_string())
 }
 
-fn last_entry_id(db: &Database, below: Bound<u64>) -> Result<Option<LogId>, String> {
-    let txn = db.begin_read().map_err(|e| e.to_string())?;
-    let table = txn.open_table(LOG).map_err(|e| e.to_string())?;
-    let mut range = table
-        .range((Bound::Unbounded, below))
-        .map_err(|e| e.to_string())?;
-    match range.next_back() {
-        None => Ok(None),
-        Some(item) => {
-            let (_, v) = item.map_err(|e| e.to_string())?;
-            let entry: Entry = codec::decode(v.value()).map_err(|e| e.to_string())?;
-            Ok(Some(*entry.get_log_id()))
-        }
-    }
-}
-
 impl LogStore {
-    pub(crate) fn new(db: Arc<Database>) -> Result<Self, ClusterError> {
+    pub(crate) fn new(db: Arc<Database>, log_dir: &Path) -> Result<Self, ClusterError> {
         let last_purged: Option<LogId> = read_meta::<Option<LogId>>(&db, "last_purged")
             .map_err(ClusterError::store)?
             .flatten();
-        let last_log_id = last_entry_id(&db, Bound::Unbounded)
-            .map_err(ClusterError::store)?
-            .or(last_purged);
+        let (wal, recovered) = Wal::open(log_dir, last_purged).map_err(ClusterError::store)?;
+        let last_log_id = recovered.last_log_id.or(last_purged);
         let pending: Arc<Mutex<BTreeMap<u64, Arc<Entry>>>> = Arc::default();
+        let committed = Arc::new(Mutex::new(recovered.committed));
+        let reader = wal.reader();
         let (writer, rx) = std::sync::mpsc::sync_channel(WRITER_QUEUE);
-        let (wdb, wpending) = (Arc::downgrade(&db), pending.clone());
+        let w = Writer {
+            wal,
+            pending: pending.clone(),
+            committed: committed.clone(),
+        };
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || run_writer(&wdb, &wpending, &rx))
+            .spawn(move || w.run(&rx))
             .map_err(ClusterError::store)?;
         Ok(Self {
             db,
             last_log_id,
             last_purged,
             pending,
+            committed,
+            reader,
             writer,
         })
     }
 
     fn read_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<Vec<Entry>, String> {
-        // Take the not-yet-written entries first: an entry the writer commits after this point is
-        // in redb when it is read below, one committed before is in redb already. No gap.
+        // Take the not-yet-written entries first: an entry the writer writes after this point is
+        // in the segment index when it is read below, one written before is in it already.
         let pending: Vec<Arc<Entry>> = {
             let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             p.range((start, end)).map(|(_, e)| e.clone()).collect()
         };
-        let mut out: BTreeMap<u64, Entry> = BTreeMap::new();
-        let first_pending = pending.first().map(|e| e.log_id.index);
-        let db_end = match first_pending {
-            Some(i) => Bound::Excluded(i),
-            None => end,
+        let start = match start {
+            Bound::Included(i) => i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
         };
-        let txn = self.db.begin_read().map_err(|e| e.to_string())?;
-        let table = txn.open_table(LOG).map_err(|e| e.to_string())?;
-        for item in table.range((start, db_end)).map_err(|e| e.to_string())? {
-            let (k, v) = item.map_err(|e| e.to_string())?;
-            out.insert(
-                k.value(),
-                codec::decode(v.value()).map_err(|e| e.to_string())?,
-            );
-        }
-        for e in pending {
-            out.insert(e.log_id.index, Entry::clone(&e));
-        }
-        Ok(out.into_values().collect())
+        let end = match end {
+            Bound::Included(i) => i.saturating_add(1),
+            Bound::Excluded(i) => i,
+            Bound::Unbounded => u64::MAX,
+        };
+        let disk_end = pending.first().map_or(end, |e| e.log_id.index.min(end));
+        let mut out = self.reader.read(start, disk_end)?;
+        out.extend(pending.iter().map(|e| Entry::clone(e)));
+        Ok(out)
+    }
+
+    async fn ask<T>(&self, op: impl FnOnce(Done<T>) -> WriteOp) -> Result<T, String> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(op(done))
+            .map_err(|_| "log writer stopped".to_owned())?;
+        wait.await.map_err(|_| "log writer stopped".to_owned())?
     }
 
     /// Waits until every append queued before this call is on disk.
     async fn barrier(&self) -> Result<(), String> {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        self.writer
-            .send(WriteOp::Barrier { done })
-            .map_err(|_| "log writer stopped".to_owned())?;
-        wait.await.map_err(|_| "log writer stopped".to_owned())
+        self.ask(|done| WriteOp::Barrier { done }).await
     }
 }
 
@@ -316,9 +331,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.barrier()
             .await
             .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?;
-        let v: Option<Option<LogId>> = read_meta(&self.db, "committed")
-            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?;
-        Ok(v.flatten())
+        Ok(*self.committed.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     async fn append<I>(
@@ -350,54 +363,32 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.barrier()
+        let from = log_id.index;
+        let last = self
+            .ask(|done| WriteOp::Truncate { from, done })
             .await
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
         self.pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|i, _| *i < log_id.index);
-        let res: Result<(), String> = (|| {
-            let txn = self.db.begin_write().map_err(|e| e.to_string())?;
-            {
-                let mut table = txn.open_table(LOG).map_err(|e| e.to_string())?;
-                table
-                    .retain_in(log_id.index.., |_, _| false)
-                    .map_err(|e| e.to_string())?;
-            }
-            txn.commit().map_err(|e| e.to_string())
-        })();
-        res.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
-        self.last_log_id = last_entry_id(&self.db, Bound::Excluded(log_id.index))
-            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?
-            .or(self.last_purged);
+            .retain(|i, _| *i < from);
+        self.last_log_id = last.or(self.last_purged);
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.barrier()
+        // The purge point is saved first: entries at or below it are skipped on recovery, so a
+        // crash before the segments are deleted loses nothing and resurrects nothing.
+        write_meta(&self.db, "last_purged", &Some(log_id))
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
+        let upto = log_id.index;
+        self.ask(|done| WriteOp::Purge { upto, done })
             .await
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
         self.pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|i, _| *i > log_id.index);
-        let bytes = codec::encode(&Some(log_id))
-            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
-        let res: Result<(), String> = (|| {
-            let txn = self.db.begin_write().map_err(|e| e.to_string())?;
-            {
-                let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
-                meta.insert("last_purged", bytes.as_slice())
-                    .map_err(|e| e.to_string())?;
-                let mut table = txn.open_table(LOG).map_err(|e| e.to_string())?;
-                table
-                    .retain_in(..=log_id.index, |_, _| false)
-                    .map_err(|e| e.to_string())?;
-            }
-            txn.commit().map_err(|e| e.to_string())
-        })();
-        res.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
+            .retain(|i, _| *i > upto);
         self.last_purged = Some(log_id);
         if self.last_log_id < Some(log_id) {
             self.last_log_id = Some(log_id);

@@ -1,13 +1,17 @@
-//! The durable store: one redb database file per node holding the Raft log, the vote, the
-//! committed log ID and the latest snapshot.
+//! The durable store of a node, in its data folder:
 //!
-//! Every write is a redb transaction committed with `Durability::Immediate` (fsync) before the
-//! call returns or openraft's flush callback fires, so nothing is acknowledged before it is on
-//! disk. The state machine itself lives in memory ([`SharedState`]); after a restart it is
+//! * `log/`: the Raft log as append-only segment files ([`wal`]), written by one thread with an
+//!   `fdatasync` per group of appends before openraft's flush callback fires;
+//! * `raft.redb`: a redb database with the vote, the purge point and the latest snapshot, each
+//!   written in a transaction committed with `Durability::Immediate` (fsync) before the call
+//!   returns.
+//!
+//! Nothing is acknowledged before it is on disk. The state machine itself lives in memory ([`SharedState`]); after a restart it is
 //! rebuilt from the latest snapshot plus the committed log, which openraft re-applies.
 
 mod log;
 mod sm;
+pub(crate) mod wal;
 
 pub use log::LogStore;
 pub use sm::{SharedState, StateMachineStore, StateView};
@@ -17,26 +21,27 @@ use redb::{Database, TableDefinition};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Log entries by index.
-pub(crate) const LOG: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("raft_log");
-/// Vote, committed and last purged log IDs.
+/// The vote and the last purged log ID.
 pub(crate) const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("raft_meta");
 /// The latest snapshot: `meta` and `data`.
 pub(crate) const SNAPSHOT: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("snapshot");
 
-/// Opens (or creates) the node's database at `path` and returns its log store and state machine.
-pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), ClusterError> {
-    let db = Database::create(path)
+/// Opens (or creates) the store in the data folder `dir` and returns its log store and state
+/// machine.
+pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), ClusterError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ClusterError::store(format!("create {}: {e}", dir.display())))?;
+    let path = dir.join("raft.redb");
+    let db = Database::create(&path)
         .map_err(|e| ClusterError::store(format!("open {}: {e}", path.display())))?;
     let db = Arc::new(db);
     {
         let txn = db.begin_write().map_err(ClusterError::store)?;
-        txn.open_table(LOG).map_err(ClusterError::store)?;
         txn.open_table(META).map_err(ClusterError::store)?;
         txn.open_table(SNAPSHOT).map_err(ClusterError::store)?;
         txn.commit().map_err(ClusterError::store)?;
     }
-    let log = LogStore::new(db.clone())?;
+    let log = LogStore::new(db.clone(), &dir.join("log"))?;
     let sm = StateMachineStore::new(db)?;
     Ok((log, sm))
 }
