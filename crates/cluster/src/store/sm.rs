@@ -108,11 +108,12 @@ impl StateMachineStore {
     }
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+impl SnapshotBuilder {
+    /// Encodes and saves the snapshot (CPU work and an fsync: run on a blocking thread).
+    fn build(self) -> Result<Snapshot<TypeConfig>, Box<StorageError>> {
         let started = std::time::Instant::now();
         let data = codec::encode(&self.view.state.to_image())
-            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?;
+            .map_err(|e| Box::new(io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e)))?;
         let snapshot_id = match self.view.last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, self.seq),
             None => format!("--{}", self.seq),
@@ -123,20 +124,41 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             snapshot_id,
         };
         save_snapshot(&self.db, &meta, &data).map_err(|e| {
-            io_err(
+            Box::new(io_err(
                 ErrorSubject::Snapshot(Some(meta.signature())),
                 ErrorVerb::Write,
                 e,
-            )
+            ))
         })?;
         metrics::histogram!("cluster_snapshot_build_seconds")
             .record(started.elapsed().as_secs_f64());
         metrics::gauge!("cluster_snapshot_bytes").set(data.len() as f64);
-        tracing::info!(bytes = data.len(), last = ?meta.last_log_id, "snapshot built");
+        tracing::info!(
+            bytes = data.len(),
+            last = ?meta.last_log_id,
+            took_ms = started.elapsed().as_millis() as u64,
+            "snapshot built"
+        );
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         })
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        // Encoding a large state and its fsync would hold a runtime worker for a long time (the
+        // node has two): a blocking thread does it while the workers keep replicating.
+        let job = SnapshotBuilder {
+            db: self.db.clone(),
+            view: std::mem::take(&mut self.view),
+            seq: self.seq,
+        };
+        tokio::task::spawn_blocking(move || job.build())
+            .await
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?
+            .map_err(|e| *e)
     }
 }
 
