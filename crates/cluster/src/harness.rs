@@ -5,6 +5,7 @@
 use crate::codec;
 use crate::network::{ClusterSecret, connect, request};
 use crate::node::{ClientReply, ClientRequest, NodeStatus};
+use crate::tls::TransportTls;
 use relay_proto::raft::v1::raft_service_client::RaftServiceClient;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -22,11 +23,16 @@ pub struct RemoteNode {
 }
 
 impl RemoteNode {
-    /// A lazily connecting client of the node at `addr`.
-    pub fn new(addr: &str, secret: ClusterSecret) -> Result<Self, String> {
+    /// A lazily connecting client of the node at `addr`; over mutual TLS when `tls` is given
+    /// (the nodes must run with TLS too).
+    pub fn new(
+        addr: &str,
+        secret: ClusterSecret,
+        tls: Option<&TransportTls>,
+    ) -> Result<Self, String> {
         Ok(Self {
             addr: addr.to_owned(),
-            client: connect(addr, Duration::from_secs(2))?,
+            client: connect(addr, Duration::from_secs(2), tls)?,
             secret,
         })
     }
@@ -68,7 +74,7 @@ impl RemoteNode {
 /// Options of a node process.
 #[derive(Debug, Clone)]
 pub struct ProcessOptions {
-    /// Extra command-line arguments (timing knobs).
+    /// Extra command-line arguments (timing knobs; `--tls-ca`, `--tls-cert`, `--tls-key`).
     pub extra_args: Vec<String>,
 }
 

@@ -3,8 +3,9 @@
 //!
 //! What it is: the openraft type configuration ([`types`]), a durable redb store ([`store`]), a
 //! pure deterministic state machine ([`state`]), the authenticated gRPC Raft transport
-//! ([`network`]), timing configuration ([`config`]) and the [`node::ClusterNode`] handle that the
-//! node daemon uses (`submit_alerts`, `update_settings`, `read_settings`, membership).
+//! ([`network`]) with optional mutual TLS ([`tls`]), timing configuration ([`config`]) and the
+//! [`node::ClusterNode`] handle that the node daemon uses (`submit_alerts`, `update_settings`,
+//! `read_settings`, membership).
 //!
 //! What it is not: it knows nothing of sockets to the SIEM, CEF or delivery; the node joins this
 //! crate and the delivery engine.
@@ -18,6 +19,7 @@ pub mod node;
 pub mod settings;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod types;
 
 pub use error::{ClusterError, to_status};

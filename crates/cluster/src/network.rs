@@ -1,11 +1,22 @@
 //! The Raft transport over tonic gRPC: the client side (openraft's `RaftNetworkFactory`) and the
-//! server side (`RaftService`), both authenticated by a cluster secret.
+//! server side (`RaftService`), both authenticated by a cluster secret, optionally over mutual TLS.
 //!
 //! Every call carries the secret in the `x-siemrelay-cluster-secret` metadata entry; the server
 //! compares SHA-256 digests of it in constant time and refuses (`UNAUTHENTICATED`, logged and
 //! counted) a caller that cannot prove membership. Every call has a deadline (openraft's per-RPC
-//! TTL, or the configured RPC timeout). The secret travels in clear text on plain HTTP/2: on a
-//! network that is not trusted, run the transport over TLS (tonic's `tls-ring`) as well.
+//! TTL, or the configured RPC timeout).
+//!
+//! Two modes, chosen per node by [`crate::node::NodeConfig::tls`]:
+//! - without TLS, plain HTTP/2: the secret travels in clear text, so anyone on the path can read
+//!   it and every message. Only for a trusted network.
+//! - with [`TransportTls`] (mutual TLS, rustls with ring): the server requires a client
+//!   certificate signed by the cluster CA and refuses any other peer during the handshake (logged
+//!   with the peer's address, see [`crate::tls`]); every outgoing channel is `https`, presents
+//!   this node's certificate and verifies the peer's certificate against the CA and against the
+//!   host of the peer's `host:port` address (an IP SAN for an IP address, a DNS SAN for a name).
+//!   The secret is still required on every call: a certificate alone does not make a member.
+//!
+//! A cluster runs in one mode: a TLS node and a plain node cannot talk to each other.
 //!
 //! [`Faults`] lets in-process tests isolate nodes or drop and delay messages one way.
 
@@ -13,6 +24,7 @@ use crate::codec;
 use crate::node::{
     ClientReply, ClientRequest, ClusterClient, ForwardReply, ForwardRequest, handle_forward,
 };
+use crate::tls::TransportTls;
 use crate::types::{NodeId, TypeConfig};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -140,9 +152,16 @@ impl Faults {
     }
 }
 
-/// Creates a lazily connecting gRPC client to `addr` (`host:port`).
-pub fn connect(addr: &str, rpc_timeout: Duration) -> Result<RaftServiceClient<Channel>, String> {
-    let channel = Channel::from_shared(format!("http://{addr}"))
+/// Creates a lazily connecting gRPC client to `addr` (`host:port`): `https` with this node's
+/// certificate when `tls` is given (the peer is verified against the CA and `host`), plain
+/// `http` otherwise.
+pub fn connect(
+    addr: &str,
+    rpc_timeout: Duration,
+    tls: Option<&TransportTls>,
+) -> Result<RaftServiceClient<Channel>, String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = Channel::from_shared(format!("{scheme}://{addr}"))
         .map_err(|e| e.to_string())?
         .connect_timeout(rpc_timeout)
         // Append-entries calls carry up to tens of MiB: HTTP/2's default 64 KiB flow-control
@@ -150,8 +169,13 @@ pub fn connect(addr: &str, rpc_timeout: Duration) -> Result<RaftServiceClient<Ch
         .initial_stream_window_size(Some(HTTP2_STREAM_WINDOW))
         .initial_connection_window_size(Some(HTTP2_CONNECTION_WINDOW))
         .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .connect_lazy();
+        .http2_keep_alive_interval(Duration::from_secs(10));
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls.client_config().timeout(rpc_timeout))
+            .map_err(|e| e.to_string())?;
+    }
+    let channel = endpoint.connect_lazy();
     Ok(RaftServiceClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
@@ -180,21 +204,24 @@ pub struct NetworkFactory {
     self_id: NodeId,
     secret: ClusterSecret,
     rpc_timeout: Duration,
+    tls: Option<TransportTls>,
     faults: Arc<Faults>,
 }
 
 impl NetworkFactory {
-    /// A factory for node `self_id`.
+    /// A factory for node `self_id`; channels use mutual TLS when `tls` is given.
     pub fn new(
         self_id: NodeId,
         secret: ClusterSecret,
         rpc_timeout: Duration,
+        tls: Option<TransportTls>,
         faults: Arc<Faults>,
     ) -> Self {
         Self {
             self_id,
             secret,
             rpc_timeout,
+            tls,
             faults,
         }
     }
@@ -208,7 +235,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             self_id: self.self_id,
             target,
             addr: node.addr.clone(),
-            client: connect(&node.addr, self.rpc_timeout).ok(),
+            client: connect(&node.addr, self.rpc_timeout, self.tls.as_ref()).ok(),
             secret: self.secret.clone(),
             faults: self.faults.clone(),
         }

@@ -2,7 +2,7 @@
 //! daemon uses: submit alerts, update and read settings, confirm delivery, change membership.
 //!
 //! Client writes reaching a follower are forwarded to the leader over the authenticated Raft
-//! transport; the leader stamps each request with its wall clock before proposing it, so the
+//! transport (mutual TLS too when configured); the leader stamps each request with its wall clock before proposing it, so the
 //! state machine never reads a clock.
 
 use crate::codec;
@@ -13,6 +13,7 @@ use crate::settings::SiemSettings;
 use crate::state::outbox::{OutboxEntry, Record};
 use crate::state::{Command, Request, Response, SubmitOutcome};
 use crate::store::SharedState;
+use crate::tls::TransportTls;
 use crate::types::{NodeId, Raft};
 use openraft::BasicNode;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
@@ -40,6 +41,9 @@ pub struct NodeConfig {
     pub cluster_name: String,
     /// Deadline of a client request, forwarding included.
     pub client_timeout: Duration,
+    /// Mutual TLS of the Raft transport; `None` runs it over plain HTTP/2 (trusted networks only).
+    /// The cluster secret is required in both modes.
+    pub tls: Option<TransportTls>,
 }
 
 /// A request forwarded from a follower to the leader.
@@ -219,6 +223,7 @@ pub struct ClusterClient {
     secret: ClusterSecret,
     client_timeout: Duration,
     rpc_timeout: Duration,
+    tls: Option<TransportTls>,
 }
 
 /// A running cluster node: Raft, its store and its gRPC server. Dereferences to its
@@ -247,7 +252,13 @@ impl ClusterNode {
         let (log, sm) = crate::store::open(&cfg.data_dir)?;
         let shared = sm.shared();
         let rpc_timeout = Duration::from_millis(cfg.timing.rpc_timeout_ms);
-        let network = NetworkFactory::new(cfg.id, cfg.secret.clone(), rpc_timeout, faults);
+        let network = NetworkFactory::new(
+            cfg.id,
+            cfg.secret.clone(),
+            rpc_timeout,
+            cfg.tls.clone(),
+            faults,
+        );
         let raft = Raft::new(cfg.id, raft_config, network, log, sm)
             .await
             .map_err(ClusterError::raft)?;
@@ -268,26 +279,34 @@ impl ClusterNode {
             secret: cfg.secret,
             client_timeout: cfg.client_timeout,
             rpc_timeout,
+            tls: cfg.tls.clone(),
         };
         let service = RaftServer::new(client.clone()).into_service();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let server = tokio::spawn(async move {
-            let res = tonic::transport::Server::builder()
-                .concurrency_limit_per_connection(256)
-                .initial_stream_window_size(Some(crate::network::HTTP2_STREAM_WINDOW))
-                .initial_connection_window_size(Some(crate::network::HTTP2_CONNECTION_WINDOW))
-                .add_service(service)
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = shutdown_rx.await;
-                })
-                .await;
-            if let Err(e) = res {
-                tracing::error!(error = %e, "raft grpc server stopped");
+        let router = tonic::transport::Server::builder()
+            .concurrency_limit_per_connection(256)
+            .initial_stream_window_size(Some(crate::network::HTTP2_STREAM_WINDOW))
+            .initial_connection_window_size(Some(crate::network::HTTP2_CONNECTION_WINDOW))
+            .add_service(service);
+        let shutdown = async {
+            let _ = shutdown_rx.await;
+        };
+        let server = match &cfg.tls {
+            None => {
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                tokio::spawn(log_server_end(
+                    router.serve_with_incoming_shutdown(incoming, shutdown),
+                ))
             }
-        });
-        tracing::info!(id = cfg.id, addr = %local_addr, "cluster node started");
+            Some(tls) => {
+                let incoming = crate::tls::incoming(listener, tls, local_addr);
+                tokio::spawn(log_server_end(
+                    router.serve_with_incoming_shutdown(incoming, shutdown),
+                ))
+            }
+        };
+        tracing::info!(id = cfg.id, addr = %local_addr, tls = cfg.tls.is_some(), "cluster node started");
         Ok(Self {
             client,
             local_addr,
@@ -495,11 +514,12 @@ impl ClusterClient {
         req: &ForwardRequest,
         deadline: Duration,
     ) -> Result<Result<ForwardReply, ForwardError>, ClusterError> {
-        let mut client =
-            connect(addr, self.rpc_timeout).map_err(|reason| ClusterError::Transport {
+        let mut client = connect(addr, self.rpc_timeout, self.tls.as_ref()).map_err(|reason| {
+            ClusterError::Transport {
                 target: addr.into(),
                 reason,
-            })?;
+            }
+        })?;
         let payload = codec::encode(req)?;
         metrics::counter!("cluster_forwarded_total").increment(1);
         let fut = client.forward(request(&self.secret, payload, deadline));
@@ -669,6 +689,14 @@ impl ClusterClient {
     /// Up to `max` undelivered records from `from_seq` on, from this node's applied state.
     pub fn read_outbox(&self, from_seq: u64, max: usize) -> Vec<OutboxEntry> {
         self.shared.read().state.read_outbox(from_seq, max)
+    }
+}
+
+async fn log_server_end(
+    server: impl std::future::Future<Output = Result<(), tonic::transport::Error>>,
+) {
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "raft grpc server stopped");
     }
 }
 

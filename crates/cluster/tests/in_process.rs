@@ -51,6 +51,7 @@ async fn start_node(
         timing: timing(),
         cluster_name: "test".into(),
         client_timeout: Duration::from_secs(10),
+        tls: None,
     };
     ClusterNode::start(cfg, faults.clone()).await.unwrap()
 }
@@ -421,7 +422,7 @@ async fn a_node_without_the_secret_is_refused() {
     let leader = f.wait_leader(&[1, 2, 3], None).await;
     let addr = f.nodes[&leader].local_addr().to_string();
     let wrong = ClusterSecret::new("not-the-cluster-secret-xyz").unwrap();
-    let mut client = cluster::network::connect(&addr, Duration::from_secs(2)).unwrap();
+    let mut client = cluster::network::connect(&addr, Duration::from_secs(2), None).unwrap();
     let vote = openraft::raft::VoteRequest::<u64>::new(openraft::Vote::new(99, 99), None);
     let payload = cluster::codec::encode(&vote).unwrap();
     let st = client

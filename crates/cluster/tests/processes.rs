@@ -72,7 +72,7 @@ impl Cluster {
             .unwrap();
             remotes.insert(
                 id,
-                RemoteNode::new(&p.addr, ClusterSecret::new(SECRET).unwrap()).unwrap(),
+                RemoteNode::new(&p.addr, ClusterSecret::new(SECRET).unwrap(), None).unwrap(),
             );
             procs.insert(id, p);
         }
@@ -343,7 +343,7 @@ async fn concurrent_duplicates_accepted_once_and_dedup_survives_snapshot_and_ful
         &c.opts,
     )
     .unwrap();
-    let r4 = RemoteNode::new(&p4.addr, ClusterSecret::new(SECRET).unwrap()).unwrap();
+    let r4 = RemoteNode::new(&p4.addr, ClusterSecret::new(SECRET).unwrap(), None).unwrap();
     c.remotes[&leader]
         .call(
             &ClientRequest::AddLearner {

@@ -107,7 +107,7 @@ impl Bench {
             .map_err(anyhow::Error::msg)?;
             remotes.insert(
                 id,
-                RemoteNode::new(&p.addr, ClusterSecret::new(SECRET)?)
+                RemoteNode::new(&p.addr, ClusterSecret::new(SECRET)?, None)
                     .map_err(anyhow::Error::msg)?,
             );
             procs.insert(id, p);

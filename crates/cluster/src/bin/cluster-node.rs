@@ -1,12 +1,14 @@
 //! `cluster-node`: runs one cluster node as a process (for the real-process tests and the
 //! benchmark). Prints `READY <addr>` on stdout once its Raft server listens; logs go to stderr.
-//! The cluster secret comes from the `CLUSTER_SECRET` environment variable.
+//! The cluster secret comes from the `CLUSTER_SECRET` environment variable. With `--tls-ca`,
+//! `--tls-cert` and `--tls-key` (all three or none) the Raft transport runs over mutual TLS.
 
 use anyhow::Context;
 use clap::Parser;
 use cluster::config::TimingConfig;
 use cluster::network::{ClusterSecret, Faults};
 use cluster::node::{ClusterNode, NodeConfig};
+use cluster::tls::{TlsFiles, TransportTls};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +51,42 @@ struct Args {
     /// Client request deadline in ms.
     #[arg(long, default_value_t = 10_000)]
     client_timeout_ms: u64,
+    /// PEM file of the cluster CA certificate (mutual TLS; with --tls-cert and --tls-key).
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// PEM file of this node's certificate (mutual TLS; with --tls-ca and --tls-key).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM file of this node's private key (mutual TLS; with --tls-ca and --tls-cert).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+}
+
+/// The TLS files if all three flags are given, `None` if none is, an error naming the missing
+/// flags otherwise.
+fn tls_files(args: &Args) -> anyhow::Result<Option<TlsFiles>> {
+    match (&args.tls_ca, &args.tls_cert, &args.tls_key) {
+        (None, None, None) => Ok(None),
+        (Some(ca), Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            ca_cert: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        })),
+        (ca, cert, key) => {
+            let missing: Vec<&str> = [
+                (ca.is_none(), "--tls-ca"),
+                (cert.is_none(), "--tls-cert"),
+                (key.is_none(), "--tls-key"),
+            ]
+            .into_iter()
+            .filter_map(|(m, flag)| m.then_some(flag))
+            .collect();
+            anyhow::bail!(
+                "missing {}: --tls-ca, --tls-cert and --tls-key go together",
+                missing.join(" and ")
+            )
+        }
+    }
 }
 
 #[tokio::main]
@@ -61,6 +99,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let tls = match tls_files(&args)? {
+        Some(files) => Some(TransportTls::from_files(&files)?),
+        None => None,
+    };
     let timing = TimingConfig {
         heartbeat_ms: args.heartbeat_ms,
         election_timeout_min_ms: args.election_min_ms,
@@ -79,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
         timing,
         cluster_name: "siem-relay".into(),
         client_timeout: Duration::from_millis(args.client_timeout_ms),
+        tls,
     };
     let node = ClusterNode::start(cfg, Arc::new(Faults::default()))
         .await
