@@ -17,12 +17,14 @@ use crate::tls::TransportTls;
 use crate::types::{NodeId, Raft};
 use openraft::BasicNode;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use relay_proto::raft::v1::raft_service_client::RaftServiceClient;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tonic::transport::Channel;
 
 /// How to run one node.
 #[derive(Debug, Clone)]
@@ -224,6 +226,9 @@ pub struct ClusterClient {
     client_timeout: Duration,
     rpc_timeout: Duration,
     tls: Option<TransportTls>,
+    /// Channels to leaders, by address, reused for every forwarded request (one connection and,
+    /// with TLS, one handshake per leader, not per request).
+    forward_channels: Arc<std::sync::Mutex<HashMap<String, RaftServiceClient<Channel>>>>,
 }
 
 /// A running cluster node: Raft, its store and its gRPC server. Dereferences to its
@@ -280,6 +285,7 @@ impl ClusterNode {
             client_timeout: cfg.client_timeout,
             rpc_timeout,
             tls: cfg.tls.clone(),
+            forward_channels: Arc::default(),
         };
         let service = RaftServer::new(client.clone()).into_service();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -514,23 +520,49 @@ impl ClusterClient {
         req: &ForwardRequest,
         deadline: Duration,
     ) -> Result<Result<ForwardReply, ForwardError>, ClusterError> {
-        let mut client = connect(addr, self.rpc_timeout, self.tls.as_ref()).map_err(|reason| {
-            ClusterError::Transport {
-                target: addr.into(),
-                reason,
+        let cached = self
+            .forward_channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(addr)
+            .cloned();
+        let mut client = match cached {
+            Some(c) => c,
+            None => {
+                let c = connect(addr, self.rpc_timeout, self.tls.as_ref()).map_err(|reason| {
+                    ClusterError::Transport {
+                        target: addr.into(),
+                        reason,
+                    }
+                })?;
+                self.forward_channels
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(addr.to_owned(), c.clone());
+                c
             }
-        })?;
+        };
         let payload = codec::encode(req)?;
         metrics::counter!("cluster_forwarded_total").increment(1);
         let fut = client.forward(request(&self.secret, payload, deadline));
+        let forget = || {
+            // A broken channel is rebuilt on the next request.
+            self.forward_channels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(addr);
+        };
         let reply = tokio::time::timeout(deadline, fut)
             .await
             .map_err(|_| ClusterError::Timeout {
                 what: format!("forward to leader at {addr}"),
             })?
-            .map_err(|s| ClusterError::Transport {
-                target: addr.into(),
-                reason: format!("{}: {}", s.code(), s.message()),
+            .map_err(|s| {
+                forget();
+                ClusterError::Transport {
+                    target: addr.into(),
+                    reason: format!("{}: {}", s.code(), s.message()),
+                }
             })?
             .into_inner();
         Ok(codec::decode_result(&reply.payload)?)
