@@ -244,6 +244,8 @@ async fn throughput(seconds: u64, batch_size: usize, clients: usize) -> anyhow::
     }
     let _ = deliverer.await;
     let min = per_second.iter().min().copied().unwrap_or(0);
+    let each: Vec<String> = per_second.iter().map(|n| n.to_string()).collect();
+    out(&format!("throughput per second: {}", each.join(" ")));
     out(&format!(
         "throughput: {rate:.0} accepted alerts/s sustained over {seconds} s (1 KiB payload, batch {batch_size}, {clients} clients, 3 nodes, fsync on; slowest second {min}/s)"
     ));
