@@ -289,12 +289,23 @@ impl PeerClient {
         // be reached at all is reported as `Unreachable` (which makes openraft back off for
         // 500 ms); a slow or failed reply is a plain network error and is retried at once.
         let deadline = option.hard_ttl();
+        let bytes = payload.len();
         let request = request(&self.secret, payload, deadline);
+        let started = std::time::Instant::now();
         let res = match method {
             Method::Append => client.append_entries(request).await,
             Method::Vote => client.vote(request).await,
             Method::Snapshot => client.install_snapshot(request).await,
         };
+        if let Method::Append = method {
+            // Leader side of replication: send, the follower's append and flush, the reply.
+            stage_timing(
+                "append_entries_round_trip",
+                started.elapsed(),
+                self.target,
+                bytes,
+            );
+        }
         let reply = match res {
             Err(status) => {
                 let reason = format!("{}: {}", status.code(), status.message());
@@ -341,6 +352,25 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.call(Method::Vote, &rpc, &option).await
+    }
+}
+
+/// A replication stage at least this slow is logged (with the stage, the node and the size).
+pub const SLOW_STAGE: Duration = Duration::from_millis(50);
+
+/// Records how long a replication stage took (`cluster_stage_seconds{stage}`) and logs a warning
+/// when it took [`SLOW_STAGE`] or more: with the log writer's slow-commit warning, this tells
+/// where a stall in replication is spent.
+pub(crate) fn stage_timing(stage: &'static str, took: Duration, node: NodeId, bytes: usize) {
+    metrics::histogram!("cluster_stage_seconds", "stage" => stage).record(took.as_secs_f64());
+    if took >= SLOW_STAGE {
+        tracing::warn!(
+            stage,
+            node,
+            bytes,
+            took_ms = took.as_millis() as u64,
+            "slow replication stage"
+        );
     }
 }
 
@@ -415,8 +445,18 @@ impl RaftService for RaftServer {
         req: tonic::Request<RaftRequest>,
     ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
         self.authorize(&req, "append_entries")?;
+        let started = std::time::Instant::now();
+        let bytes = req.get_ref().payload.len();
         let rpc: AppendEntriesRequest<TypeConfig> = decode_req(req.get_ref())?;
-        reply(&self.node.raft().append_entries(rpc).await)
+        let res = self.node.raft().append_entries(rpc).await;
+        // Follower side: decode, then openraft's append (including the log flush).
+        stage_timing(
+            "append_entries_on_follower",
+            started.elapsed(),
+            self.node.id(),
+            bytes,
+        );
+        reply(&res)
     }
 
     async fn vote(

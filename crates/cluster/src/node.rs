@@ -171,6 +171,10 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+fn raft_id(raft: &Raft) -> NodeId {
+    raft.metrics().borrow().id
+}
+
 /// Serves a request on this node as the leader (the receiver of a forwarded request).
 pub async fn handle_forward(
     raft: &Raft,
@@ -184,7 +188,16 @@ pub async fn handle_forward(
                 stamped_at_ms: now_ms(),
                 command,
             };
-            match raft.client_write(request).await {
+            let started = std::time::Instant::now();
+            let written = raft.client_write(request).await;
+            // On the leader: append, replication to a quorum, commit and apply.
+            crate::network::stage_timing(
+                "client_write_on_leader",
+                started.elapsed(),
+                raft_id(raft),
+                0,
+            );
+            match written {
                 Ok(resp) => Ok(ForwardReply::Written(resp.data)),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     Err(ForwardError::NotLeader {
