@@ -454,7 +454,8 @@ pub struct StateImage {
     pub settings_revision: u64,
     /// Limits.
     pub limits: ClusterLimits,
-    /// Dedup slots, oldest first.
+    /// Dedup slots, oldest first (packed: 24 bytes each).
+    #[serde(with = "dedup::packed_slots")]
     pub dedup: Vec<DedupSlot>,
     /// Outbox and cursor.
     pub outbox: Outbox,

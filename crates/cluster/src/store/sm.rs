@@ -46,10 +46,13 @@ pub struct StateMachineStore {
     snapshot_seq: Arc<AtomicU64>,
 }
 
-/// Builds a snapshot from a copy of the state taken when the build started, off the apply path.
+/// Builds a snapshot from an image of the state taken when the build started, off the apply
+/// path.
 pub struct SnapshotBuilder {
     db: Arc<Database>,
-    view: StateView,
+    image: Option<StateImage>,
+    last_applied: Option<LogId>,
+    last_membership: StoredMembership,
     seq: u64,
 }
 
@@ -112,15 +115,28 @@ impl SnapshotBuilder {
     /// Encodes and saves the snapshot (CPU work and an fsync: run on a blocking thread).
     fn build(self) -> Result<Snapshot<TypeConfig>, Box<StorageError>> {
         let started = std::time::Instant::now();
-        let data = codec::encode(&self.view.state.to_image())
+        let image = self.image.as_ref().ok_or_else(|| {
+            Box::new(io_err(
+                ErrorSubject::StateMachine,
+                ErrorVerb::Read,
+                "snapshot builder used twice",
+            ))
+        })?;
+        // Sized up front (slots are 24 bytes, records their payload plus a little): growing a
+        // buffer of tens of MiB would copy it several times.
+        let mut data = Vec::with_capacity(
+            image.dedup.len() * 24 + image.outbox.bytes() as usize + image.outbox.len() * 64 + 4096,
+        );
+        codec::encode_into(image, &mut data)
             .map_err(|e| Box::new(io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e)))?;
-        let snapshot_id = match self.view.last_applied {
+        let encoded_ms = started.elapsed().as_millis() as u64;
+        let snapshot_id = match self.last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, self.seq),
             None => format!("--{}", self.seq),
         };
         let meta = SnapshotMeta {
-            last_log_id: self.view.last_applied,
-            last_membership: self.view.last_membership.clone(),
+            last_log_id: self.last_applied,
+            last_membership: self.last_membership.clone(),
             snapshot_id,
         };
         save_snapshot(&self.db, &meta, &data).map_err(|e| {
@@ -136,6 +152,7 @@ impl SnapshotBuilder {
         tracing::info!(
             bytes = data.len(),
             last = ?meta.last_log_id,
+            encode_ms = encoded_ms,
             took_ms = started.elapsed().as_millis() as u64,
             "snapshot built"
         );
@@ -152,7 +169,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // node has two): a blocking thread does it while the workers keep replicating.
         let job = SnapshotBuilder {
             db: self.db.clone(),
-            view: std::mem::take(&mut self.view),
+            image: self.image.take(),
+            last_applied: self.last_applied,
+            last_membership: self.last_membership.clone(),
             seq: self.seq,
         };
         tokio::task::spawn_blocking(move || job.build())
@@ -196,12 +215,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        // The copy is the only part that holds the lock; encoding and the fsync run in the task
-        // openraft spawns for the builder, while entries keep being appended and applied.
-        let view = self.shared.read().clone();
+        // Taking the image (the dedup slots and the outbox, not the whole state) is the only part
+        // that holds the lock; encoding and the fsync run on a blocking thread while entries keep
+        // being appended and applied.
+        let (image, last_applied, last_membership) = {
+            let v = self.shared.read();
+            (
+                v.state.to_image(),
+                v.last_applied,
+                v.last_membership.clone(),
+            )
+        };
         SnapshotBuilder {
             db: self.db.clone(),
-            view,
+            image: Some(image),
+            last_applied,
+            last_membership,
             seq: self.snapshot_seq.fetch_add(1, Ordering::Relaxed),
         }
     }
