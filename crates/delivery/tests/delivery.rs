@@ -2,15 +2,13 @@
 //! verified by reading what rsyslog wrote.
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use bytes::Bytes;
-use common::*;
 use delivery::{DeliveryConfig, DeliveryEngine, Framing, Message, Protocol};
+use testkit::*;
 
 /// Sends `ids` through `engine` and waits until the watermark reaches the last one.
 pub async fn send_all(

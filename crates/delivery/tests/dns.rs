@@ -3,24 +3,29 @@
 //! resolved again at once, long before the TTL ends.
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use bytes::Bytes;
-use common::*;
+use delivery::resolve::HostResolver;
 use delivery::{DeliveryConfig, DeliveryEngine, Message, Protocol};
+use testkit::*;
 
-async fn deliver(engine: &DeliveryEngine, seq: u64) -> Result<()> {
+/// Sends the CEF line with `eventId=seq`.
+async fn send(engine: &DeliveryEngine, seq: u64) -> Result<()> {
     engine
         .send(Message {
             seq,
             bytes: Bytes::from(cef_message(seq, 300)),
         })
         .await?;
+    Ok(())
+}
+
+/// Waits (up to 15 s) until the engine confirms `seq`.
+async fn confirmed(engine: &DeliveryEngine, seq: u64) -> Result<()> {
     let mut rx = engine.confirmed();
     tokio::time::timeout(Duration::from_secs(15), rx.wait_for(|c| *c == Some(seq)))
         .await
@@ -28,22 +33,58 @@ async fn deliver(engine: &DeliveryEngine, seq: u64) -> Result<()> {
     Ok(())
 }
 
+/// Sends `seq` and waits until it is confirmed.
+async fn deliver(engine: &DeliveryEngine, seq: u64) -> Result<()> {
+    send(engine, seq).await?;
+    confirmed(engine, seq).await
+}
+
 fn ids_in(s: &Rsyslog) -> BTreeSet<u64> {
     s.lines().iter().filter_map(|l| event_id(l)).collect()
+}
+
+/// Waits (up to 5 s) until `siem` has written the message with `eventId=id`.
+async fn written(siem: &Rsyslog, id: u64) -> Result<()> {
+    let what = format!("rsyslog on {} to write seq {id}", siem.addr);
+    wait_for(&what, Duration::from_secs(5), || ids_in(siem).contains(&id)).await
+}
+
+/// Two TCP rsyslog receivers on 127.X.Y.`za` and 127.X.Y.`zb` of `net`, on one port.
+fn two_siems(net: &LoopbackNet, za: u8, zb: u8) -> Result<(Rsyslog, Rsyslog)> {
+    let (ip_a, ip_b) = (net.ip(za), net.ip(zb));
+    let port = free_port(ip_a);
+    let a = Rsyslog::start(Receiver::Tcp, SocketAddr::new(ip_a, port))?;
+    let b = Rsyslog::start(Receiver::Tcp, SocketAddr::new(ip_b, port))?;
+    Ok((a, b))
+}
+
+/// TCP delivery to `siem.test`:`port`, resolved by the DNS server at `dns`.
+fn config_via(dns: SocketAddr, port: u16) -> DeliveryConfig {
+    let mut config = DeliveryConfig::new("siem.test", port, Protocol::Tcp);
+    config.nameservers = vec![dns];
+    config
+}
+
+/// A resolver for `name` (port 514) with a 1 s query timeout, TTLs clamped to 2..=30 s.
+fn resolver(name: &str, nameservers: &[SocketAddr]) -> Result<HostResolver> {
+    Ok(HostResolver::new(
+        name,
+        514,
+        nameservers,
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+        Duration::from_secs(2),
+    )?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_follows_dns_changes_within_the_ttl() -> Result<()> {
     let net = LoopbackNet::random();
-    let (ip_a, ip_b) = (net.ip(31), net.ip(32));
-    let port = free_port(ip_a);
-    let a = Rsyslog::start(Receiver::Tcp, SocketAddr::new(ip_a, port))?;
-    let b = Rsyslog::start(Receiver::Tcp, SocketAddr::new(ip_b, port))?;
+    let (a, b) = two_siems(&net, 31, 32)?;
+    let (ip_a, ip_b) = (a.addr.ip(), b.addr.ip());
     let ttl = 1;
     let dns = Dnsmasq::start(net.ip(53), &[("siem.test", ip_a)], ttl)?;
-    let mut config = DeliveryConfig::new("siem.test", port, Protocol::Tcp);
-    config.nameservers = vec![dns.addr];
-    let engine = DeliveryEngine::start(config)?;
+    let engine = DeliveryEngine::start(config_via(dns.addr, a.addr.port()))?;
     deliver(&engine, 1).await?;
     ensure!(ids_in(&a).contains(&1) || engine.status().current == Some(a.addr));
 
@@ -65,10 +106,7 @@ async fn pool_follows_dns_changes_within_the_ttl() -> Result<()> {
     .await?;
     println!("moved to B {:?} after the DNS change", changed_at.elapsed());
     deliver(&engine, 2).await?;
-    wait_for("B to write seq 2", Duration::from_secs(5), || {
-        ids_in(&b).contains(&2)
-    })
-    .await?;
+    written(&b, 2).await?;
 
     // Add A back: both addresses known, B stays current (sticky).
     dns.set_records(&[("siem.test", ip_b), ("siem.test", ip_a)])?;
@@ -91,17 +129,12 @@ async fn pool_follows_dns_changes_within_the_ttl() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_address_failed_triggers_immediate_re_resolution() -> Result<()> {
     let net = LoopbackNet::random();
-    let (ip_a, ip_b) = (net.ip(41), net.ip(42));
-    let port = free_port(ip_a);
-    let mut a = Rsyslog::start(Receiver::Tcp, SocketAddr::new(ip_a, port))?;
-    let b = Rsyslog::start(Receiver::Tcp, SocketAddr::new(ip_b, port))?;
+    let (mut a, b) = two_siems(&net, 41, 42)?;
     // A long TTL: only the all-failed rule can make the engine ask again in time.
-    let dns = Dnsmasq::start(net.ip(53), &[("siem.test", ip_a)], 600)?;
-    let mut config = DeliveryConfig::new("siem.test", port, Protocol::Tcp);
-    config.nameservers = vec![dns.addr];
-    let engine = DeliveryEngine::start(config)?;
+    let dns = Dnsmasq::start(net.ip(53), &[("siem.test", a.addr.ip())], 600)?;
+    let engine = DeliveryEngine::start(config_via(dns.addr, a.addr.port()))?;
     deliver(&engine, 1).await?;
-    dns.set_records(&[("siem.test", ip_b)])?;
+    dns.set_records(&[("siem.test", b.addr.ip())])?;
     let killed = Instant::now();
     a.kill();
     deliver(&engine, 2).await?;
@@ -128,15 +161,7 @@ async fn every_a_and_aaaa_record_is_kept_with_the_ttl_clamped() -> Result<()> {
         v4.iter().map(|ip| ("siem.test", *ip)).collect();
     records.push(("siem.test", v6));
     let dns = Dnsmasq::start(net.ip(53), &records, 3600)?;
-    let resolver = delivery::resolve::HostResolver::new(
-        "siem.test",
-        514,
-        &[dns.addr],
-        Duration::from_secs(1),
-        Duration::from_secs(30),
-        Duration::from_secs(2),
-    )?;
-    let r = resolver.resolve().await?;
+    let r = resolver("siem.test", &[dns.addr])?.resolve().await?;
     let got: BTreeSet<SocketAddr> = r.addrs.iter().copied().collect();
     let mut want: BTreeSet<SocketAddr> = v4.iter().map(|ip| SocketAddr::new(*ip, 514)).collect();
     want.insert(SocketAddr::new(v6, 514));
@@ -147,25 +172,10 @@ async fn every_a_and_aaaa_record_is_kept_with_the_ttl_clamped() -> Result<()> {
         r.ttl
     );
     // An IP literal needs no DNS.
-    let literal = delivery::resolve::HostResolver::new(
-        "127.0.0.9",
-        514,
-        &[],
-        Duration::from_secs(1),
-        Duration::from_secs(30),
-        Duration::from_secs(2),
-    )?;
+    let literal = resolver("127.0.0.9", &[])?;
     ensure!(literal.is_literal());
     ensure!(literal.resolve().await?.addrs == vec![SocketAddr::from(([127, 0, 0, 9], 514))]);
-    let unknown = delivery::resolve::HostResolver::new(
-        "nothing.test",
-        514,
-        &[dns.addr],
-        Duration::from_secs(1),
-        Duration::from_secs(30),
-        Duration::from_secs(2),
-    )?;
-    let err = unknown.resolve().await.err();
+    let err = resolver("nothing.test", &[dns.addr])?.resolve().await.err();
     ensure!(
         matches!(err, Some(delivery::DeliveryError::Resolve { .. })),
         "{err:?}"
@@ -180,16 +190,10 @@ async fn delivery_starts_once_the_dns_server_answers() -> Result<()> {
     let port = free_port(ip);
     let siem = Rsyslog::start(Receiver::Tcp, SocketAddr::new(ip, port))?;
     let dns_addr = SocketAddr::new(net.ip(53), free_port(net.ip(53)));
-    let mut config = DeliveryConfig::new("siem.test", port, Protocol::Tcp);
-    config.nameservers = vec![dns_addr];
+    let mut config = config_via(dns_addr, port);
     config.timeouts.dns = Duration::from_millis(300);
     let engine = DeliveryEngine::start(config)?;
-    engine
-        .send(Message {
-            seq: 1,
-            bytes: Bytes::from(cef_message(1, 300)),
-        })
-        .await?;
+    send(&engine, 1).await?;
     // No DNS server yet: the engine reports the failed resolution and holds the message.
     wait_for("a failed resolution", Duration::from_secs(10), || {
         engine
@@ -205,14 +209,8 @@ async fn delivery_starts_once_the_dns_server_answers() -> Result<()> {
         "{st:?}"
     );
     let _dns = Dnsmasq::start_on(dns_addr, &[("siem.test", ip)], 60)?;
-    let mut rx = engine.confirmed();
-    tokio::time::timeout(Duration::from_secs(15), rx.wait_for(|c| *c == Some(1)))
-        .await
-        .map_err(|_| anyhow::anyhow!("not confirmed: {:?}", engine.status()))??;
-    wait_for("rsyslog to write", Duration::from_secs(5), || {
-        ids_in(&siem).contains(&1)
-    })
-    .await?;
+    confirmed(&engine, 1).await?;
+    written(&siem, 1).await?;
     engine.shutdown(Duration::from_secs(2)).await;
     Ok(())
 }
@@ -226,9 +224,7 @@ async fn a_dead_ipv4_address_fails_over_to_an_ipv6_one() -> Result<()> {
     // Nothing listens on the IPv4 address: connecting is refused.
     let dead = net.ip(90);
     let dns = Dnsmasq::start(net.ip(53), &[("siem.test", dead), ("siem.test", v6)], 60)?;
-    let mut config = DeliveryConfig::new("siem.test", port, Protocol::Tcp);
-    config.nameservers = vec![dns.addr];
-    let engine = DeliveryEngine::start(config)?;
+    let engine = DeliveryEngine::start(config_via(dns.addr, port))?;
     deliver(&engine, 1).await?;
     let st = engine.status();
     ensure!(st.current == Some(siem.addr), "{st:?}");
@@ -246,10 +242,7 @@ async fn a_dead_ipv4_address_fails_over_to_an_ipv6_one() -> Result<()> {
                 .is_some_and(|e| e.contains("refused")),
         "{dead_state:?}"
     );
-    wait_for("rsyslog on ::1 to write", Duration::from_secs(5), || {
-        ids_in(&siem).contains(&1)
-    })
-    .await?;
+    written(&siem, 1).await?;
     engine.shutdown(Duration::from_secs(2)).await;
     Ok(())
 }

@@ -3,30 +3,14 @@
 //! (iptables DROP) while messages stream at a fixed rate; every message must arrive.
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
 use bytes::Bytes;
-use common::*;
 use delivery::{DeliveryConfig, DeliveryEngine, EngineStatus, Message, Protocol};
-
-/// A port free on every one of `ips`.
-fn common_port(ips: &[IpAddr]) -> u16 {
-    for _ in 0..50 {
-        let p = free_port(ips[0]);
-        if ips[1..].iter().all(|ip| {
-            std::net::TcpListener::bind(SocketAddr::new(*ip, p)).is_ok()
-                && std::net::UdpSocket::bind(SocketAddr::new(*ip, p)).is_ok()
-        }) {
-            return p;
-        }
-    }
-    panic!("no common free port");
-}
+use testkit::*;
 
 /// How the current SIEM address dies.
 #[derive(Clone, Copy, Debug)]

@@ -3,8 +3,6 @@
 //! state, resolutions and latency histograms during a failover between two real rsyslog.
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -12,10 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use bytes::Bytes;
-use common::*;
 use delivery::status::metric;
 use delivery::{DeliveryConfig, DeliveryEngine, Message, Protocol};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use testkit::*;
 
 type Store = Arc<Mutex<HashMap<String, f64>>>;
 

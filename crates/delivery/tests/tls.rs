@@ -3,15 +3,13 @@
 //! verification use the configured name while dialing an IP literal, mutual TLS.
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use bytes::Bytes;
-use common::*;
 use delivery::{DeliveryConfig, DeliveryEngine, Message, Protocol, TlsSettings};
+use testkit::*;
 
 struct Setup {
     _siem: Rsyslog,

@@ -8,11 +8,10 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 use delivery::{DeliveryConfig, DeliveryEngine, Message, Protocol, TlsSettings};
 use loadkit::sink::{Sink, SinkConfig};
+use testkit::{TestPki, cef_message};
 
 fn message(id: u64) -> Bytes {
-    Bytes::from(format!(
-        "<140>1 2026-11-27T22:00:00.000Z relay-1 siem-relay - - - CEF:0|AO Kaspersky Lab|Kaspersky Anti Targeted Attack Platform|5.0.0-5201|file_web|File from web detected|High|dvchost=relay-1 eventId={id} cs1=x\\=y"
-    ))
+    Bytes::from(cef_message(id, 300))
 }
 
 async fn wait_unique(sink: &Sink, n: u64) -> Result<()> {
@@ -26,14 +25,15 @@ async fn wait_unique(sink: &Sink, n: u64) -> Result<()> {
 
 async fn run(protocol: Protocol) -> Result<()> {
     let lo = "127.0.0.1:0".parse()?;
-    let key = rcgen::KeyPair::generate()?;
-    let cert = rcgen::CertificateParams::new(vec!["siem.test".to_string()])?.self_signed(&key)?;
+    let pki = TestPki::new("siem.test")?;
     let mut cfg = SinkConfig::default();
     match protocol {
         Protocol::Tcp => cfg.tcp = Some(lo),
         Protocol::Udp => cfg.udp = Some(lo),
         Protocol::Relp => cfg.relp = Some(lo),
-        Protocol::Tls => cfg.tls = Some((lo, cert.pem(), key.serialize_pem())),
+        Protocol::Tls => {
+            cfg.tls = Some((lo, pki.server_cert_pem.clone(), pki.server_key_pem.clone()))
+        }
     }
     let sink = Sink::start(cfg).await?;
     let a = &sink.addrs;
@@ -41,7 +41,7 @@ async fn run(protocol: Protocol) -> Result<()> {
     let mut config = DeliveryConfig::new("127.0.0.1", addr.port(), protocol);
     if protocol == Protocol::Tls {
         config.tls = Some(TlsSettings {
-            trusted_pem: cert.pem(),
+            trusted_pem: pki.ca_pem.clone(),
             client_cert_pem: None,
             client_key_pem: None,
             server_name: Some("siem.test".into()),

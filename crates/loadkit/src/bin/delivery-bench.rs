@@ -10,7 +10,7 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use delivery::{DeliveryConfig, DeliveryEngine, Message, Protocol, TlsSettings};
+use testkit::{Dnsmasq, LoopbackNet, TempDir, TestPki, cef_message};
 use tokio::sync::mpsc;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -82,29 +83,7 @@ fn sink_bin(args: &Args) -> Result<PathBuf> {
 
 /// A syslog message with a CEF record, `eventId=id`, padded to `size` bytes.
 fn message(id: u64, size: usize) -> Bytes {
-    let mut s = format!(
-        "<140>1 2026-11-27T22:00:00.000Z relay-1 siem-relay - - - CEF:0|AO Kaspersky Lab|Kaspersky Anti Targeted Attack Platform|5.0.0-5201|file_web|File from web detected|High|dvchost=relay-1 eventId={id} rt=Mar 14 2024 10:15:42 src=203.0.113.7 cs1="
-    );
-    while s.len() < size {
-        s.push(char::from(b'a' + (s.len() % 26) as u8));
-    }
-    Bytes::from(s)
-}
-
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir() -> Result<TempDir> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .subsec_nanos();
-    let p = std::env::temp_dir().join(format!("delivery-bench-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&p)?;
-    Ok(TempDir(p))
+    Bytes::from(cef_message(id, size))
 }
 
 /// A sink process; killed on drop. Its stdout lines arrive on `lines`.
@@ -179,13 +158,12 @@ fn start_sink(
     })
 }
 
+/// Writes the sinks' certificate and key for `siem.test` into `dir`; returns the CA to trust.
 fn write_certs(dir: &Path) -> Result<String> {
-    let key = rcgen::KeyPair::generate()?;
-    let params = rcgen::CertificateParams::new(vec!["siem.test".to_string()])?;
-    let cert = params.self_signed(&key)?;
-    std::fs::write(dir.join("cert.pem"), cert.pem())?;
-    std::fs::write(dir.join("key.pem"), key.serialize_pem())?;
-    Ok(cert.pem())
+    let pki = TestPki::new("siem.test")?;
+    std::fs::write(dir.join("cert.pem"), &pki.server_cert_pem)?;
+    std::fs::write(dir.join("key.pem"), &pki.server_key_pem)?;
+    Ok(pki.ca_pem)
 }
 
 fn engine_config(host: &str, port: u16, proto: Proto, cert_pem: &str) -> DeliveryConfig {
@@ -221,10 +199,16 @@ fn fmt_d(d: Duration) -> String {
 }
 
 async fn throughput(args: &Args) -> Result<()> {
-    let dir = temp_dir()?;
-    let cert = write_certs(&dir.0)?;
+    let dir = TempDir::new("bench")?;
+    let cert = write_certs(dir.path())?;
     let bin = sink_bin(args)?;
-    let sink = start_sink(&bin, args.protocol, "127.0.0.1:0".parse()?, &dir.0, None)?;
+    let sink = start_sink(
+        &bin,
+        args.protocol,
+        "127.0.0.1:0".parse()?,
+        dir.path(),
+        None,
+    )?;
     let n = args.count;
     print!("generating {n} messages of {} bytes... ", args.size);
     let msgs: Vec<Bytes> = (1..=n).map(|id| message(id, args.size)).collect();
@@ -342,64 +326,18 @@ async fn throughput(args: &Args) -> Result<()> {
     Ok(())
 }
 
-struct Dns {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_dnsmasq(ip: IpAddr, dir: &Path, records: &[IpAddr]) -> Result<Dns> {
-    let hosts = dir.join("hosts");
-    let text: String = records
-        .iter()
-        .map(|r| format!("{r} bench.test\n"))
-        .collect();
-    std::fs::write(&hosts, text)?;
-    let port = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?
-        .local_addr()?
-        .port();
-    let child = Command::new("dnsmasq")
-        .arg("--keep-in-foreground")
-        .arg("--conf-file=/dev/null")
-        .arg(format!("--port={port}"))
-        .arg(format!("--listen-address={ip}"))
-        .arg("--bind-interfaces")
-        .arg("--no-resolv")
-        .arg("--no-hosts")
-        .arg(format!("--addn-hosts={}", hosts.display()))
-        .arg("--local-ttl=60")
-        .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
-        .arg("--user=root")
-        .stderr(Stdio::null())
-        .spawn()
-        .context("spawn dnsmasq (bash tests/run.sh installs it)")?;
-    Ok(Dns {
-        child,
-        addr: SocketAddr::new(ip, port),
-    })
-}
-
 async fn failover(args: &Args) -> Result<()> {
-    let dir = temp_dir()?;
-    let cert = write_certs(&dir.0)?;
+    let dir = TempDir::new("bench")?;
+    let cert = write_certs(dir.path())?;
     let bin = sink_bin(args)?;
-    let x = 16 + (std::process::id() % 200) as u8;
-    let ips = [
-        IpAddr::V4(Ipv4Addr::new(127, x, 7, 1)),
-        IpAddr::V4(Ipv4Addr::new(127, x, 7, 2)),
-    ];
-    let rec = |i: usize, round: u32| dir.0.join(format!("ids-{i}-{round}.txt"));
+    let net = LoopbackNet::random();
+    let ips = [net.ip(1), net.ip(2)];
+    let rec = |i: usize, round: u32| dir.path().join(format!("ids-{i}-{round}.txt"));
     let first = start_sink(
         &bin,
         args.protocol,
         SocketAddr::new(ips[0], 0),
-        &dir.0,
+        dir.path(),
         Some(&rec(0, 0)),
     )?;
     let port = first.addr.port();
@@ -407,12 +345,13 @@ async fn failover(args: &Args) -> Result<()> {
         &bin,
         args.protocol,
         SocketAddr::new(ips[1], port),
-        &dir.0,
+        dir.path(),
         Some(&rec(1, 0)),
     )?;
     let mut sinks = vec![first, second];
     let mut generation = [0u32; 2];
-    let dns = start_dnsmasq(IpAddr::V4(Ipv4Addr::new(127, x, 7, 53)), &dir.0, &ips)?;
+    let records: Vec<(&str, IpAddr)> = ips.iter().map(|ip| ("bench.test", *ip)).collect();
+    let dns = Dnsmasq::start(net.ip(53), &records, 60)?;
     let mut config = engine_config("bench.test", port, args.protocol, &cert);
     config.nameservers = vec![dns.addr];
     if let Some(ms) = args.resend_grace_ms {
@@ -493,7 +432,7 @@ async fn failover(args: &Args) -> Result<()> {
             &bin,
             args.protocol,
             victim,
-            &dir.0,
+            dir.path(),
             Some(&rec(i, generation[i])),
         )?;
         sinks.insert(i.min(sinks.len()), again);
@@ -527,10 +466,10 @@ async fn failover(args: &Args) -> Result<()> {
         Ok(seen)
     };
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut seen = count(&dir.0)?;
+    let mut seen = count(dir.path())?;
     while seen[1..].contains(&0) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        seen = count(&dir.0)?;
+        seen = count(dir.path())?;
     }
     drop(sinks);
     let lost_ids: Vec<usize> = (1..=n as usize).filter(|i| seen[*i] == 0).collect();

@@ -1,0 +1,82 @@
+//! iptables rules that drop a receiver's packets (a SIEM that vanished from the network).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::require_tool;
+
+/// An iptables rule dropping TCP packets to `addr` (a black hole), removed on drop. Needs root.
+pub struct BlackHole {
+    args: Vec<String>,
+}
+
+impl BlackHole {
+    /// Inserts the rule (first removing rules left by dead test processes).
+    pub fn new(addr: SocketAddr) -> Result<Self> {
+        let bin = require_tool("iptables");
+        remove_stale_rules(&bin);
+        let args: Vec<String> = vec![
+            "OUTPUT".into(),
+            "-d".into(),
+            addr.ip().to_string(),
+            "-p".into(),
+            "tcp".into(),
+            "--dport".into(),
+            addr.port().to_string(),
+            "-m".into(),
+            "comment".into(),
+            "--comment".into(),
+            format!("siem-delivery-test-{}", std::process::id()),
+            "-j".into(),
+            "DROP".into(),
+        ];
+        let st = Command::new(&bin)
+            .arg("-w")
+            .arg("-I")
+            .args(&args)
+            .status()?;
+        if !st.success() {
+            bail!("iptables -I failed (root needed)");
+        }
+        Ok(Self { args })
+    }
+}
+
+/// Removes rules left by test processes that died without running `Drop` (e.g. SIGKILLed by a
+/// test runner's timeout): rules carry `siem-delivery-test-<pid>`; only dead pids are touched.
+fn remove_stale_rules(bin: &Path) {
+    let Ok(out) = Command::new(bin).args(["-w", "-S", "OUTPUT"]).output() else {
+        return;
+    };
+    for rule in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(rest) = rule.split("siem-delivery-test-").nth(1) else {
+            continue;
+        };
+        let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if pid.is_empty() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        // `-S` prints `-A OUTPUT ...`; the same arguments with `-D` delete the rule.
+        let Some(args) = rule.strip_prefix("-A ") else {
+            continue;
+        };
+        let args: Vec<String> = args
+            .split_whitespace()
+            .map(|a| a.trim_matches('"').to_string())
+            .collect();
+        let _ = Command::new(bin).arg("-w").arg("-D").args(&args).status();
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        let _ = Command::new("iptables")
+            .arg("-w")
+            .arg("-D")
+            .args(&self.args)
+            .status();
+    }
+}
