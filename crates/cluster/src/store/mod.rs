@@ -2,12 +2,14 @@
 //!
 //! * `log/`: the Raft log as append-only segment files ([`wal`]), written by one thread with an
 //!   `fdatasync` per group of appends before openraft's flush callback fires;
-//! * `raft.redb`: a redb database with the vote, the purge point and the latest snapshot, each
-//!   written in a transaction committed with `Durability::Immediate` (fsync) before the call
-//!   returns.
+//! * `raft.redb`: a redb database with the vote and the purge point, each written in a
+//!   transaction committed with `Durability::Immediate` (fsync) before the call returns;
+//! * `snapshot`: the latest snapshot, replaced atomically (temporary file, fsync, rename, folder
+//!   fsync), with a checksum.
 //!
-//! Nothing is acknowledged before it is on disk. The state machine itself lives in memory ([`SharedState`]); after a restart it is
-//! rebuilt from the latest snapshot plus the committed log, which openraft re-applies.
+//! Nothing is acknowledged before it is on disk. The state machine itself lives in memory
+//! ([`SharedState`]); after a restart it is rebuilt from the latest snapshot plus the committed
+//! log, which openraft re-applies.
 
 mod log;
 mod sm;
@@ -23,8 +25,6 @@ use std::sync::Arc;
 
 /// The vote and the last purged log ID.
 pub(crate) const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("raft_meta");
-/// The latest snapshot: `meta` and `data`.
-pub(crate) const SNAPSHOT: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("snapshot");
 
 /// Opens (or creates) the store in the data folder `dir` and returns its log store and state
 /// machine.
@@ -38,11 +38,10 @@ pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), ClusterError> {
     {
         let txn = db.begin_write().map_err(ClusterError::store)?;
         txn.open_table(META).map_err(ClusterError::store)?;
-        txn.open_table(SNAPSHOT).map_err(ClusterError::store)?;
         txn.commit().map_err(ClusterError::store)?;
     }
     let log = LogStore::new(db.clone(), &dir.join("log"))?;
-    let sm = StateMachineStore::new(db)?;
+    let sm = StateMachineStore::new(sm::SnapshotFile::new(dir))?;
     Ok((log, sm))
 }
 

@@ -1,14 +1,14 @@
 //! The state machine store: the pure [`ClusterState`] in memory behind a lock, snapshots in redb.
 
-use super::{SNAPSHOT, io_err};
+use super::io_err;
 use crate::codec;
 use crate::error::ClusterError;
 use crate::state::{ClusterState, Response, StateImage};
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
-use redb::{Database, ReadableDatabase};
 use std::io::Cursor;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
@@ -41,7 +41,7 @@ impl SharedState {
 /// The state machine store.
 #[derive(Clone)]
 pub struct StateMachineStore {
-    db: Arc<Database>,
+    snapshots: Arc<SnapshotFile>,
     shared: SharedState,
     snapshot_seq: Arc<AtomicU64>,
 }
@@ -49,38 +49,79 @@ pub struct StateMachineStore {
 /// Builds a snapshot from an image of the state taken when the build started, off the apply
 /// path.
 pub struct SnapshotBuilder {
-    db: Arc<Database>,
+    snapshots: Arc<SnapshotFile>,
     image: Option<StateImage>,
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
     seq: u64,
 }
 
-fn load_snapshot(db: &Database) -> Result<Option<(SnapshotMeta, Vec<u8>)>, String> {
-    let txn = db.begin_read().map_err(|e| e.to_string())?;
-    let table = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
-    let meta = table.get("meta").map_err(|e| e.to_string())?;
-    let data = table.get("data").map_err(|e| e.to_string())?;
-    match (meta, data) {
-        (Some(m), Some(d)) => {
-            let meta: SnapshotMeta = codec::decode(m.value()).map_err(|e| e.to_string())?;
-            Ok(Some((meta, d.value().to_vec())))
-        }
-        _ => Ok(None),
-    }
+/// Where a node keeps its latest snapshot: the file `snapshot` in its data folder, replaced
+/// atomically (written to `snapshot.tmp`, fsynced, renamed over it, folder fsynced). Layout:
+/// meta length (`u32` LE), the encoded meta, the data, and a CRC-32 (`u32` LE) of all before it.
+#[derive(Debug)]
+pub(crate) struct SnapshotFile {
+    dir: PathBuf,
 }
 
-fn save_snapshot(db: &Database, meta: &SnapshotMeta, data: &[u8]) -> Result<(), String> {
-    let m = codec::encode(meta).map_err(|e| e.to_string())?;
-    let txn = db.begin_write().map_err(|e| e.to_string())?;
-    {
-        let mut table = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
-        table
-            .insert("meta", m.as_slice())
-            .map_err(|e| e.to_string())?;
-        table.insert("data", data).map_err(|e| e.to_string())?;
+impl SnapshotFile {
+    pub(crate) fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
     }
-    txn.commit().map_err(|e| e.to_string())
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("snapshot")
+    }
+
+    fn load(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, String> {
+        let path = self.path();
+        let mut bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("read {}: {e}", path.display())),
+        };
+        let damaged = |what: &str| format!("snapshot {} is damaged: {what}", path.display());
+        if bytes.len() < 8 {
+            return Err(damaged("too short"));
+        }
+        let body_len = bytes.len() - 4;
+        let crc = u32::from_le_bytes(bytes[body_len..].try_into().unwrap_or_default());
+        if crc32fast::hash(&bytes[..body_len]) != crc {
+            return Err(damaged("checksum mismatch"));
+        }
+        let meta_len = u32::from_le_bytes(bytes[..4].try_into().unwrap_or_default()) as usize;
+        if 4 + meta_len > body_len {
+            return Err(damaged("meta length"));
+        }
+        let meta: SnapshotMeta =
+            codec::decode(&bytes[4..4 + meta_len]).map_err(|e| damaged(&e.to_string()))?;
+        bytes.truncate(body_len);
+        bytes.drain(..4 + meta_len);
+        Ok(Some((meta, bytes)))
+    }
+
+    fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), String> {
+        use std::io::Write;
+        let m = codec::encode(meta).map_err(|e| e.to_string())?;
+        let meta_len = u32::try_from(m.len()).map_err(|_| "snapshot meta too large".to_owned())?;
+        let tmp = self.dir.join("snapshot.tmp");
+        let io = |what: &str, e: std::io::Error| format!("{what} {}: {e}", tmp.display());
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
+        let mut crc = crc32fast::Hasher::new();
+        for part in [&meta_len.to_le_bytes()[..], &m, data] {
+            crc.update(part);
+            f.write_all(part).map_err(|e| io("write", e))?;
+        }
+        f.write_all(&crc.finalize().to_le_bytes())
+            .map_err(|e| io("write", e))?;
+        f.sync_all().map_err(|e| io("sync", e))?;
+        std::fs::rename(&tmp, self.path()).map_err(|e| io("rename", e))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("sync folder {}: {e}", self.dir.display()))
+    }
 }
 
 fn view_from_snapshot(meta: &SnapshotMeta, data: &[u8]) -> Result<StateView, String> {
@@ -93,13 +134,13 @@ fn view_from_snapshot(meta: &SnapshotMeta, data: &[u8]) -> Result<StateView, Str
 }
 
 impl StateMachineStore {
-    pub(crate) fn new(db: Arc<Database>) -> Result<Self, ClusterError> {
-        let view = match load_snapshot(&db).map_err(ClusterError::store)? {
+    pub(crate) fn new(snapshots: SnapshotFile) -> Result<Self, ClusterError> {
+        let view = match snapshots.load().map_err(ClusterError::store)? {
             Some((meta, data)) => view_from_snapshot(&meta, &data).map_err(ClusterError::store)?,
             None => StateView::default(),
         };
         Ok(Self {
-            db,
+            snapshots: Arc::new(snapshots),
             shared: SharedState(Arc::new(RwLock::new(view))),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
         })
@@ -139,7 +180,7 @@ impl SnapshotBuilder {
             last_membership: self.last_membership.clone(),
             snapshot_id,
         };
-        save_snapshot(&self.db, &meta, &data).map_err(|e| {
+        self.snapshots.save(&meta, &data).map_err(|e| {
             Box::new(io_err(
                 ErrorSubject::Snapshot(Some(meta.signature())),
                 ErrorVerb::Write,
@@ -168,7 +209,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // Encoding a large state and its fsync would hold a runtime worker for a long time (the
         // node has two): a blocking thread does it while the workers keep replicating.
         let job = SnapshotBuilder {
-            db: self.db.clone(),
+            snapshots: self.snapshots.clone(),
             image: self.image.take(),
             last_applied: self.last_applied,
             last_membership: self.last_membership.clone(),
@@ -227,7 +268,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             )
         };
         SnapshotBuilder {
-            db: self.db.clone(),
+            snapshots: self.snapshots.clone(),
             image: Some(image),
             last_applied,
             last_membership,
@@ -252,7 +293,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 e,
             )
         })?;
-        save_snapshot(&self.db, meta, &data).map_err(|e| {
+        self.snapshots.save(meta, &data).map_err(|e| {
             io_err(
                 ErrorSubject::Snapshot(Some(meta.signature())),
                 ErrorVerb::Write,
@@ -265,11 +306,45 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let loaded = load_snapshot(&self.db)
+        let loaded = self
+            .snapshots
+            .load()
             .map_err(|e| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Read, e))?;
         Ok(loaded.map(|(meta, data)| Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_file_round_trip_and_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = SnapshotFile::new(dir.path());
+        assert!(f.load().unwrap().is_none());
+        let meta = SnapshotMeta {
+            last_log_id: None,
+            last_membership: StoredMembership::default(),
+            snapshot_id: "s-1".into(),
+        };
+        f.save(&meta, b"state bytes").unwrap();
+        let (m, d) = f.load().unwrap().unwrap();
+        assert_eq!(m.snapshot_id, "s-1");
+        assert_eq!(d, b"state bytes");
+        // A second save replaces the first.
+        f.save(&meta, b"newer").unwrap();
+        assert_eq!(f.load().unwrap().unwrap().1, b"newer");
+        assert!(!dir.path().join("snapshot.tmp").exists());
+        // One flipped bit is refused with the file named.
+        let path = dir.path().join("snapshot");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[6] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let err = f.load().unwrap_err();
+        assert!(err.contains("snapshot") && err.contains("damaged"), "{err}");
     }
 }
