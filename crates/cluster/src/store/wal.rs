@@ -655,12 +655,12 @@ mod tests {
             {
                 let (mut wal, _) = Wal::open(dir.path(), None).unwrap();
                 for _ in 0..rng.random_range(1..12) {
-                    if rng.random_bool(0.2) {
-                        if let Some(a) = wal.active.as_mut() {
-                            // seal: the next group starts a new segment
-                            a.len = SEGMENT_BYTES;
-                            ends.clear();
-                        }
+                    if rng.random_bool(0.2)
+                        && let Some(a) = wal.active.as_mut()
+                    {
+                        // seal: the next group starts a new segment
+                        a.len = SEGMENT_BYTES;
+                        ends.clear();
                     }
                     let n = rng.random_range(1..5);
                     let group: Vec<_> = (next..next + n).map(|i| entry(1, i)).collect();
