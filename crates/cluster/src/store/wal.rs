@@ -14,7 +14,15 @@
 //! when it reaches [`SEGMENT_BYTES`] or when the next entry does not follow its last one (after a
 //! snapshot moved the log forward).
 //!
-//! Recovery reads every segment and checks each record's CRC. A torn or damaged record at the end
+//! Segments are preallocated: a background thread zero-fills the file for the next segment ahead
+//! of time (`*.zero`, renamed into place when a segment starts), so appends overwrite allocated
+//! blocks and `fdatasync` has no file-system metadata to commit. On this VM, under CPU
+//! contention, a growing file's `fdatasync` stalled for hundreds of milliseconds where a
+//! preallocated one did not. When no zeroed file is ready the segment grows as it is written and
+//! is sealed early, at [`GROWING_SEGMENT_BYTES`].
+//!
+//! Recovery reads every segment and checks each record's CRC. An all-zero header is where the
+//! records of a segment end (the rest is preallocation). A torn or damaged record at the end
 //! of the *last* segment is what a crash during an append leaves behind: that append was never
 //! reported flushed, so the tail is cut off (and logged). Damage anywhere else is refused with
 //! the file and the offset, since it would mean losing acknowledged entries.
@@ -75,7 +83,13 @@ struct Active {
     len: u64,
     /// Index the next entry must have to go into this segment.
     next: u64,
+    /// Sealed once `len` reaches this: the segment size for a preallocated segment, less for one
+    /// that grows as it is written, so the log moves to a preallocated one soon.
+    limit: u64,
 }
+
+/// Most bytes written to a segment that was not preallocated (when no zero-filled file was ready).
+const GROWING_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Reads entries; cheap to clone, usable from any thread while the [`Wal`] appends.
 #[derive(Debug, Clone)]
@@ -384,11 +398,18 @@ impl Wal {
             );
             index.files.insert(id, file.clone());
             if is_last {
+                let preallocated =
+                    data.len() as u64 >= segment_bytes && (pos as u64) < segment_bytes;
                 active = Some(Active {
                     id,
                     file,
                     len: pos as u64,
                     next,
+                    limit: if preallocated {
+                        segment_bytes
+                    } else {
+                        segment_bytes.min(GROWING_SEGMENT_BYTES)
+                    },
                 });
             }
         }
@@ -483,7 +504,13 @@ impl Wal {
         // A segment whose blocks are allocated and zeroed ahead of time: appends overwrite them,
         // so `fdatasync` has no file-system metadata to commit (no size change, no allocation).
         // Under CPU contention on this VM that cut the latency p99 several times.
-        let file = match self.take_spare() {
+        let spare = self.take_spare();
+        let limit = if spare.is_some() {
+            self.segment_bytes
+        } else {
+            self.segment_bytes.min(GROWING_SEGMENT_BYTES)
+        };
+        let file = match spare {
             Some(spare) => {
                 if path.exists() {
                     return Err(format!("{} exists already", path.display()));
@@ -515,6 +542,7 @@ impl Wal {
             file,
             len: 0,
             next: id,
+            limit,
         });
         // A new segment repeats the hint, so purging old segments never loses it.
         if let Some(c) = self.committed {
@@ -594,7 +622,7 @@ impl Wal {
         }
         let roll = match &self.active {
             None => true,
-            Some(a) => a.len >= self.segment_bytes || a.next != first,
+            Some(a) => a.len >= a.limit || a.next != first,
         };
         if roll {
             self.start_segment(first)?;
@@ -684,6 +712,7 @@ impl Wal {
             file,
             len: loc.offset,
             next: from,
+            limit: self.segment_bytes.min(GROWING_SEGMENT_BYTES),
         });
         if self.committed.is_some_and(|c| c.index >= from) {
             self.committed = None;
