@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 
 /// The log store.
 ///
-/// Appends go to a dedicated writer thread, so the Raft core never blocks on an fsync; the thread
+/// Appends go to a dedicated writer thread, so no runtime worker blocks in an fsync (openraft
+/// 0.9's core task still awaits each append's flush callback before it goes on); the thread
 /// group-commits whatever appends are queued with one write and one `fdatasync` and only then
 /// reports them flushed (openraft's `LogFlushed` callback), so nothing is acknowledged before it
 /// is on disk. Until then the entries are served to readers from `pending`. Truncation and
