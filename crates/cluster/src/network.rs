@@ -285,9 +285,9 @@ impl PeerClient {
         };
         let payload = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         // openraft bounds each call by `hard_ttl` itself; the same deadline goes to the server as
-        // the gRPC timeout so it stops working on a call nobody waits for. Only a peer that cannot
-        // be reached at all is reported as `Unreachable` (which makes openraft back off for
-        // 500 ms); a slow or failed reply is a plain network error and is retried at once.
+        // the gRPC timeout so it stops working on a call nobody waits for. A peer that cannot be
+        // reached, or cuts the call off at once, is reported as `Unreachable` (openraft backs off
+        // for 500 ms); a slow reply is a plain network error and is retried at once (`classify`).
         let deadline = option.hard_ttl();
         let bytes = payload.len();
         let request = request(&self.secret, payload, deadline);
@@ -309,13 +309,15 @@ impl PeerClient {
         let reply = match res {
             Err(status) => {
                 let reason = format!("{}: {}", status.code(), status.message());
-                return Err(match status.code() {
-                    tonic::Code::Unauthenticated => {
+                return Err(match classify(status.code(), started.elapsed(), deadline) {
+                    Failure::Unauthenticated => {
                         tracing::warn!(target = self.target, "peer refused our cluster secret");
                         unreachable(reason)
                     }
-                    tonic::Code::Unavailable => unreachable(reason),
-                    _ => RPCError::Network(NetworkError::new(&AnyError::error(reason))),
+                    Failure::Unreachable => unreachable(reason),
+                    Failure::Network => {
+                        RPCError::Network(NetworkError::new(&AnyError::error(reason)))
+                    }
                 });
             }
             Ok(r) => r.into_inner(),
@@ -323,6 +325,33 @@ impl PeerClient {
         let decoded: Result<Resp, RaftError<NodeId, E>> = codec::decode_result(&reply.payload)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+/// How a failed call is reported to openraft.
+#[derive(Debug, PartialEq, Eq)]
+enum Failure {
+    /// The peer refused our secret: unreachable for us, and logged.
+    Unauthenticated,
+    /// openraft backs off (500 ms) before the next call to this peer.
+    Unreachable,
+    /// openraft retries at once.
+    Network,
+}
+
+/// A call that failed with no connection (`Unavailable`), or that was cut off (`Cancelled`,
+/// `Unknown`) well before its deadline, says the peer cannot be talked to right now: a refused
+/// TLS handshake shows up as a connection closed at once. Retrying such a peer at once would
+/// spin (and log every attempt), so openraft is told it is unreachable and backs off. A call
+/// that ran into its deadline is a slow peer and is retried at once.
+fn classify(code: tonic::Code, elapsed: Duration, deadline: Duration) -> Failure {
+    match code {
+        tonic::Code::Unauthenticated => Failure::Unauthenticated,
+        tonic::Code::Unavailable => Failure::Unreachable,
+        tonic::Code::Cancelled | tonic::Code::Unknown if elapsed < deadline / 2 => {
+            Failure::Unreachable
+        }
+        _ => Failure::Network,
     }
 }
 
@@ -507,5 +536,41 @@ impl RaftService for RaftServer {
             Ok(r) => reply::<ClientReply, ()>(&Ok(r)),
             Err(e) => Err(crate::to_status(&e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_cut_off_early_backs_off_and_a_slow_one_is_retried() {
+        let d = Duration::from_millis(100);
+        let fast = Duration::from_millis(2);
+        let late = Duration::from_millis(100);
+        // a refused TLS handshake: the connection closes at once
+        assert_eq!(
+            classify(tonic::Code::Cancelled, fast, d),
+            Failure::Unreachable
+        );
+        assert_eq!(
+            classify(tonic::Code::Unknown, fast, d),
+            Failure::Unreachable
+        );
+        assert_eq!(
+            classify(tonic::Code::Unavailable, late, d),
+            Failure::Unreachable
+        );
+        // the deadline ran out: a slow peer, retried at once
+        assert_eq!(classify(tonic::Code::Cancelled, late, d), Failure::Network);
+        assert_eq!(
+            classify(tonic::Code::DeadlineExceeded, late, d),
+            Failure::Network
+        );
+        assert_eq!(classify(tonic::Code::Internal, fast, d), Failure::Network);
+        assert_eq!(
+            classify(tonic::Code::Unauthenticated, fast, d),
+            Failure::Unauthenticated
+        );
     }
 }
