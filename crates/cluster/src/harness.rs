@@ -188,6 +188,49 @@ impl Drop for NodeProcess {
     }
 }
 
+/// Node processes started together, by ID, and a client of each.
+pub type ProcessCluster = (
+    std::collections::BTreeMap<u64, NodeProcess>,
+    std::collections::BTreeMap<u64, RemoteNode>,
+);
+
+/// Starts one `cluster-node` process per ID in `ids` (data in `<dir>/n<id>`, options from
+/// `opts(id)`), connects a client to each (over mutual TLS with `client_tls`), and initialises
+/// the cluster with all of them as voters through the first. Does not wait for a leader.
+pub async fn start_processes(
+    binary: &Path,
+    ids: &[u64],
+    dir: &Path,
+    secret: &str,
+    opts: impl Fn(u64) -> ProcessOptions,
+    client_tls: Option<&TransportTls>,
+    init_deadline: Duration,
+) -> Result<ProcessCluster, String> {
+    let mut procs = std::collections::BTreeMap::new();
+    let mut remotes = std::collections::BTreeMap::new();
+    for &id in ids {
+        let p = NodeProcess::spawn(
+            binary,
+            id,
+            "127.0.0.1:0",
+            &dir.join(format!("n{id}")),
+            secret,
+            &opts(id),
+        )?;
+        let cluster_secret = ClusterSecret::new(secret).map_err(|e| e.to_string())?;
+        remotes.insert(id, RemoteNode::new(&p.addr, cluster_secret, client_tls)?);
+        procs.insert(id, p);
+    }
+    let members: std::collections::BTreeMap<u64, String> =
+        procs.iter().map(|(id, p)| (*id, p.addr.clone())).collect();
+    let first = ids.first().ok_or("no node IDs")?;
+    remotes[first]
+        .call(&ClientRequest::Initialize(members), init_deadline)
+        .await
+        .map_err(|s| format!("initialize: {s}"))?;
+    Ok((procs, remotes))
+}
+
 /// Polls `f` until it returns `Some`, at most until `timeout`; between polls it waits `every`.
 /// Used against status APIs of other processes, where no change notification exists.
 pub async fn poll_until<T, F, Fut>(timeout: Duration, every: Duration, mut f: F) -> Option<T>

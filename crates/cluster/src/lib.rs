@@ -31,4 +31,16 @@ pub(crate) mod test_support {
         let key = rcgen::generate_simple_self_signed(vec!["siem.example.net".to_owned()]).unwrap();
         key.cert.pem()
     }
+
+    /// A random generator for a randomised test: seeded from `CLUSTER_TEST_SEED` if set, else at
+    /// random; the seed is printed with the test's name so a failure can be replayed.
+    pub fn seeded_rng(test: &str) -> (u64, rand::rngs::StdRng) {
+        use rand::SeedableRng;
+        let seed: u64 = std::env::var("CLUSTER_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(rand::random);
+        println!("{test} seed={seed}");
+        (seed, rand::rngs::StdRng::seed_from_u64(seed))
+    }
 }

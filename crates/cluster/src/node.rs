@@ -171,10 +171,6 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn raft_id(raft: &Raft) -> NodeId {
-    raft.metrics().borrow().id
-}
-
 /// Serves a request on this node as the leader (the receiver of a forwarded request).
 pub async fn handle_forward(
     raft: &Raft,
@@ -192,9 +188,9 @@ pub async fn handle_forward(
             let written = raft.client_write(request).await;
             // On the leader: append, replication to a quorum, commit and apply.
             crate::network::stage_timing(
-                "client_write_on_leader",
+                crate::network::Stage::ClientWrite,
                 started.elapsed(),
-                raft_id(raft),
+                || raft.metrics().borrow().id,
                 0,
             );
             match written {

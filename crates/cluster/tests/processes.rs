@@ -6,7 +6,9 @@
 // Test helpers may unwrap: a panic is a test failure with a location.
 #![allow(clippy::unwrap_used)]
 
-use cluster::harness::{NodeProcess, ProcessOptions, RemoteNode, agreed_leader, poll_until};
+use cluster::harness::{
+    NodeProcess, ProcessOptions, RemoteNode, agreed_leader, poll_until, start_processes,
+};
 use cluster::network::ClusterSecret;
 use cluster::node::{ClientReply, ClientRequest};
 use cluster::state::SubmitOutcome;
@@ -58,30 +60,17 @@ struct Cluster {
 impl Cluster {
     async fn start(opts: ProcessOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut procs = BTreeMap::new();
-        let mut remotes = BTreeMap::new();
-        for id in 1..=3 {
-            let p = NodeProcess::spawn(
-                &binary(),
-                id,
-                "127.0.0.1:0",
-                &dir.path().join(format!("n{id}")),
-                SECRET,
-                &opts,
-            )
-            .unwrap();
-            remotes.insert(
-                id,
-                RemoteNode::new(&p.addr, ClusterSecret::new(SECRET).unwrap(), None).unwrap(),
-            );
-            procs.insert(id, p);
-        }
-        let members: BTreeMap<u64, String> =
-            procs.iter().map(|(id, p)| (*id, p.addr.clone())).collect();
-        remotes[&1]
-            .call(&ClientRequest::Initialize(members), WAIT)
-            .await
-            .unwrap();
+        let (procs, remotes) = start_processes(
+            &binary(),
+            &[1, 2, 3],
+            dir.path(),
+            SECRET,
+            |_| opts.clone(),
+            None,
+            WAIT,
+        )
+        .await
+        .unwrap();
         let c = Self {
             procs,
             remotes,

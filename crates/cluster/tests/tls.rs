@@ -10,7 +10,7 @@
 
 use cluster::ClusterError;
 use cluster::config::TimingConfig;
-use cluster::harness::{NodeProcess, ProcessOptions, RemoteNode, agreed_leader, poll_until};
+use cluster::harness::{ProcessOptions, RemoteNode, agreed_leader, poll_until, start_processes};
 use cluster::network::{ClusterSecret, Faults};
 use cluster::node::{ClientReply, ClientRequest, ClusterNode, NodeConfig};
 use cluster::state::SubmitOutcome;
@@ -543,9 +543,7 @@ async fn three_node_processes_over_mutual_tls_commit_an_alert() {
     let ca = TestCa::new("cluster-ca");
     let ca_file = write(dir.path(), "ca.pem", &ca.pem);
     let client_tls = ca.transport("test-client", LOOPBACK_SANS);
-    let mut procs = BTreeMap::new();
-    let mut remotes = BTreeMap::new();
-    for id in 1..=3u64 {
+    let options = |id: u64| {
         let n = ca.node(&format!("node-{id}"), LOOPBACK_SANS);
         let cert = write(dir.path(), &format!("n{id}.pem"), &n.cert);
         let key = write(dir.path(), &format!("n{id}.key"), &n.key);
@@ -570,28 +568,19 @@ async fn three_node_processes_over_mutual_tls_commit_an_alert() {
             args.push(flag.into());
             args.push(path.display().to_string());
         }
-        let p = NodeProcess::spawn(
-            &binary(),
-            id,
-            "127.0.0.1:0",
-            &dir.path().join(format!("n{id}")),
-            SECRET,
-            &ProcessOptions { extra_args: args },
-        )
-        .unwrap();
-        let secret = ClusterSecret::new(SECRET).unwrap();
-        remotes.insert(
-            id,
-            RemoteNode::new(&p.addr, secret, Some(&client_tls)).unwrap(),
-        );
-        procs.insert(id, p);
-    }
-    let members: BTreeMap<u64, String> =
-        procs.iter().map(|(id, p)| (*id, p.addr.clone())).collect();
-    remotes[&1]
-        .call(&ClientRequest::Initialize(members), WAIT)
-        .await
-        .unwrap();
+        ProcessOptions { extra_args: args }
+    };
+    let (procs, remotes) = start_processes(
+        &binary(),
+        &[1, 2, 3],
+        dir.path(),
+        SECRET,
+        options,
+        Some(&client_tls),
+        WAIT,
+    )
+    .await
+    .unwrap();
     let leader = agreed_leader(&remotes, &[1, 2, 3], None, WAIT, POLL)
         .await
         .expect("an agreed leader over mTLS");

@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use cluster::harness::{
     NodeProcess, ProcessOptions, RemoteNode, agreed_leader, node_binary, poll_until,
+    start_processes,
 };
-use cluster::network::ClusterSecret;
 use cluster::node::{ClientReply, ClientRequest};
 use cluster::state::SubmitOutcome;
 use cluster::state::dedup::{DedupIndex, DedupKey, DedupWindow};
@@ -93,30 +93,17 @@ impl Bench {
             .map(|s| s.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
         let opts = ProcessOptions { extra_args };
-        let mut procs = BTreeMap::new();
-        let mut remotes = BTreeMap::new();
-        for id in 1..=3 {
-            let p = NodeProcess::spawn(
-                &bin,
-                id,
-                "127.0.0.1:0",
-                &dir.path().join(format!("n{id}")),
-                SECRET,
-                &opts,
-            )
-            .map_err(anyhow::Error::msg)?;
-            remotes.insert(
-                id,
-                RemoteNode::new(&p.addr, ClusterSecret::new(SECRET)?, None)
-                    .map_err(anyhow::Error::msg)?,
-            );
-            procs.insert(id, p);
-        }
-        let members: BTreeMap<u64, String> =
-            procs.iter().map(|(id, p)| (*id, p.addr.clone())).collect();
-        remotes[&1]
-            .call(&ClientRequest::Initialize(members), Duration::from_secs(10))
-            .await?;
+        let (procs, remotes) = start_processes(
+            &bin,
+            &[1, 2, 3],
+            dir.path(),
+            SECRET,
+            |_| opts.clone(),
+            None,
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
         let b = Self {
             procs,
             remotes,
@@ -481,31 +468,24 @@ async fn main() -> anyhow::Result<()> {
             let p99 = latency(5000, 10).await?;
             let worst = failover(5).await?;
             out("== targets");
+            let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
             out(&format!(
                 "throughput >= 50000/s: {rate:.0}/s -> {}",
-                if rate >= 50_000.0 { "met" } else { "NOT met" }
+                verdict(rate >= 50_000.0)
             ));
             out(&format!(
                 "p99 at 5000/s <= 20 ms: {:.2} ms -> {}",
                 p99.as_secs_f64() * 1e3,
-                if p99 <= Duration::from_millis(20) {
-                    "met"
-                } else {
-                    "NOT met"
-                }
+                verdict(p99 <= Duration::from_millis(20))
             ));
             out(&format!(
                 "failover <= 1500 ms: {:.0} ms -> {}",
                 worst.as_secs_f64() * 1e3,
-                if worst <= Duration::from_millis(1500) {
-                    "met"
-                } else {
-                    "NOT met"
-                }
+                verdict(worst <= Duration::from_millis(1500))
             ));
             out(&format!(
                 "dedup <= 64 B/key: {per_key:.1} B -> {}",
-                if per_key <= 64.0 { "met" } else { "NOT met" }
+                verdict(per_key <= 64.0)
             ));
         }
     }

@@ -231,13 +231,8 @@ fn image_round_trip_keeps_everything() {
 #[test]
 fn random_sequences_are_deterministic() {
     // Two replicas fed the same random sequence end in the same state. Seed printed for replay.
-    let seed: u64 = std::env::var("CLUSTER_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    println!("random_sequences_are_deterministic seed={seed}");
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    use rand::Rng;
+    let (_seed, mut rng) = crate::test_support::seeded_rng("random_sequences_are_deterministic");
     let limits = ClusterLimits {
         dedup: DedupWindow {
             retention_ms: 500,

@@ -471,7 +471,10 @@ impl Wal {
                     tracing::warn!(error = %e, "raft log: preallocating the next segment failed");
                     None
                 }
-                Err(_) => None,
+                Err(_) => {
+                    tracing::warn!("raft log: the preallocation thread panicked");
+                    None
+                }
             },
             running => {
                 self.spare = running;
@@ -789,13 +792,10 @@ mod tests {
     /// and appending goes on from there. Seed printed; replay with `CLUSTER_TEST_SEED`.
     #[test]
     fn a_crash_anywhere_in_the_last_segment_recovers_a_prefix() {
-        use rand::{Rng, SeedableRng};
-        let seed: u64 = std::env::var("CLUSTER_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(rand::random);
-        println!("a_crash_anywhere_in_the_last_segment_recovers_a_prefix seed={seed}");
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        use rand::Rng;
+        let (seed, mut rng) = crate::test_support::seeded_rng(
+            "a_crash_anywhere_in_the_last_segment_recovers_a_prefix",
+        );
         for _round in 0..40 {
             let dir = tempfile::tempdir().unwrap();
             let mut next = 1u64;
