@@ -3,8 +3,8 @@
 //!
 //! What it is: the openraft type configuration ([`types`]), a durable redb store ([`store`]), a
 //! pure deterministic state machine ([`state`]), the authenticated gRPC Raft transport
-//! ([`network`]) with optional mutual TLS ([`tls`]), timing configuration ([`config`]) and the
-//! [`node::ClusterNode`] handle that the node daemon uses (`submit_alerts`, `update_settings`,
+//! ([`network`]) with optional mutual TLS ([`tls`]), timing configuration ([`config`]), the
+//! leader router that forwards client requests, and the [`node::ClusterNode`] handle that the node daemon uses (`submit_alerts`, `update_settings`,
 //! `read_settings`, membership).
 //!
 //! What it is not: it knows nothing of sockets to the SIEM, CEF or delivery; the node joins this
@@ -13,10 +13,12 @@
 pub mod codec;
 pub mod config;
 pub mod error;
-pub mod harness;
+pub mod messages;
 pub mod network;
 pub mod node;
+mod router;
 pub mod settings;
+mod stage;
 pub mod state;
 pub mod store;
 pub mod tls;

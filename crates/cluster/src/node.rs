@@ -1,30 +1,30 @@
-//! [`ClusterNode`]: a running Raft node (store, state machine, gRPC server) and the API the node
-//! daemon uses: submit alerts, update and read settings, confirm delivery, change membership.
+//! [`ClusterNode`]: a running Raft node (store, state machine, gRPC server), and
+//! [`ClusterClient`], the API the node daemon uses: submit alerts, update and read settings,
+//! confirm delivery, change membership.
 //!
-//! Client writes reaching a follower are forwarded to the leader over the authenticated Raft
-//! transport (mutual TLS too when configured); the leader stamps each request with its wall clock before proposing it, so the
-//! state machine never reads a clock.
+//! Client writes reaching a follower go to the leader through the [`crate::router`]; the Raft
+//! transport is in [`crate::network`]; the request and reply types in [`crate::messages`].
 
-use crate::codec;
 use crate::config::TimingConfig;
 use crate::error::ClusterError;
-use crate::network::{ClusterSecret, Faults, NetworkFactory, RaftServer, connect, request};
+use crate::messages::{
+    ClientReply, ClientRequest, ForwardError, ForwardReply, ForwardRequest, NodeStatus,
+};
+use crate::network::{ClusterSecret, NetworkFactory, RaftServer, ServeCalls};
+use crate::router::{LeaderRouter, RouterConfig};
 use crate::settings::SiemSettings;
 use crate::state::outbox::{OutboxEntry, Record};
-use crate::state::{Command, Request, Response, SubmitOutcome};
+use crate::state::{Command, Response, SubmitOutcome};
 use crate::store::SharedState;
 use crate::tls::TransportTls;
-use crate::types::{NodeId, Raft};
+use crate::types::{NodeId, Raft, TypeConfig};
 use openraft::BasicNode;
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
-use relay_proto::raft::v1::raft_service_client::RaftServiceClient;
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use openraft::network::RaftNetworkFactory;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tonic::transport::Channel;
+use std::time::Duration;
 
 /// How to run one node.
 #[derive(Debug, Clone)]
@@ -48,196 +48,13 @@ pub struct NodeConfig {
     pub tls: Option<TransportTls>,
 }
 
-/// A request forwarded from a follower to the leader.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ForwardRequest {
-    /// Propose this command.
-    Write(Command),
-    /// Read the settings after confirming leadership (linearizable).
-    ReadSettings,
-}
-
-/// The leader's answer to a [`ForwardRequest`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ForwardReply {
-    /// The command was committed and applied with this response.
-    Written(Response),
-    /// The settings and their revision.
-    Settings(SiemSettings, u64),
-}
-
-/// Why the leader side could not serve a request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ForwardError {
-    /// The receiver is not the leader.
-    NotLeader {
-        /// The leader's ID, if known.
-        leader_id: Option<NodeId>,
-        /// The leader's address, if known.
-        leader_addr: Option<String>,
-    },
-    /// Anything else.
-    Failed {
-        /// The reason.
-        reason: String,
-    },
-}
-
-/// A client request to a node over the Raft transport's `Client` call (tests, benchmark).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ClientRequest {
-    /// Initialise a new cluster with these members (ID -> Raft address).
-    Initialize(BTreeMap<NodeId, String>),
-    /// Submit a batch of records.
-    Submit(Vec<Record>),
-    /// Conditionally replace the settings.
-    UpdateSettings {
-        /// Apply only at this revision.
-        expected_revision: Option<u64>,
-        /// The new settings.
-        settings: SiemSettings,
-    },
-    /// Read the settings.
-    ReadSettings {
-        /// Confirm with the leader first.
-        linearizable: bool,
-    },
-    /// Confirm delivery up to a sequence number.
-    Delivered(u64),
-    /// Read undelivered records from this node's applied state.
-    ReadOutbox {
-        /// First sequence number wanted.
-        from_seq: u64,
-        /// Most records returned.
-        max: u32,
-    },
-    /// This node's status.
-    Status,
-    /// Add a learner (on the leader; refused elsewhere with the leader's address).
-    AddLearner {
-        /// The new node's ID (never used before).
-        id: NodeId,
-        /// Its Raft address.
-        addr: String,
-    },
-}
-
-/// A node's view of itself and the cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeStatus {
-    /// The node's ID.
-    pub id: NodeId,
-    /// The leader it knows of.
-    pub leader: Option<NodeId>,
-    /// Its term.
-    pub term: u64,
-    /// Index of its last applied entry.
-    pub last_applied: u64,
-    /// Index of its last log entry.
-    pub last_log: u64,
-    /// Index of its latest snapshot, if any.
-    pub snapshot: Option<u64>,
-    /// Records in its outbox.
-    pub outbox_records: u64,
-    /// Keys in its dedup index.
-    pub dedup_keys: u64,
-    /// Its delivery cursor.
-    pub delivered_up_to: u64,
-}
-
-/// The answer to a [`ClientRequest`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ClientReply {
-    /// Done, nothing to report.
-    Done,
-    /// Per-record outcomes.
-    Submitted(Vec<SubmitOutcome>),
-    /// New settings revision.
-    SettingsUpdated(u64),
-    /// Settings and revision.
-    Settings(SiemSettings, u64),
-    /// The delivery cursor.
-    Delivered(u64),
-    /// Undelivered records.
-    Outbox(Vec<OutboxEntry>),
-    /// Node status.
-    Status(NodeStatus),
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Serves a request on this node as the leader (the receiver of a forwarded request).
-pub async fn handle_forward(
-    raft: &Raft,
-    shared: &SharedState,
-    req: ForwardRequest,
-) -> Result<ForwardReply, ForwardError> {
-    match req {
-        ForwardRequest::Write(command) => {
-            // The leader stamps the request with its clock; the state machine never reads one.
-            let request = Request {
-                stamped_at_ms: now_ms(),
-                command,
-            };
-            let started = std::time::Instant::now();
-            let written = raft.client_write(request).await;
-            // On the leader: append, replication to a quorum, commit and apply.
-            crate::network::stage_timing(
-                crate::network::Stage::ClientWrite,
-                started.elapsed(),
-                || raft.metrics().borrow().id,
-                0,
-            );
-            match written {
-                Ok(resp) => Ok(ForwardReply::Written(resp.data)),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    Err(ForwardError::NotLeader {
-                        leader_id: f.leader_id,
-                        leader_addr: f.leader_node.map(|n| n.addr),
-                    })
-                }
-                Err(e) => Err(ForwardError::Failed {
-                    reason: e.to_string(),
-                }),
-            }
-        }
-        ForwardRequest::ReadSettings => match raft.ensure_linearizable().await {
-            Ok(_) => {
-                let v = shared.read();
-                let (s, rev) = v.state.settings();
-                Ok(ForwardReply::Settings(s.clone(), rev))
-            }
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(ForwardError::NotLeader {
-                    leader_id: f.leader_id,
-                    leader_addr: f.leader_node.map(|n| n.addr),
-                })
-            }
-            Err(e) => Err(ForwardError::Failed {
-                reason: e.to_string(),
-            }),
-        },
-    }
-}
-
 /// The client API of a node (cheap to clone): everything but starting and stopping it.
 #[derive(Clone)]
 pub struct ClusterClient {
     id: NodeId,
     raft: Raft,
     shared: SharedState,
-    secret: ClusterSecret,
-    client_timeout: Duration,
-    rpc_timeout: Duration,
-    tls: Option<TransportTls>,
-    /// Channels to leaders, by address, reused for every forwarded request (one connection and,
-    /// with TLS, one handshake per leader, not per request).
-    forward_channels: Arc<std::sync::Mutex<HashMap<String, RaftServiceClient<Channel>>>>,
+    router: LeaderRouter,
 }
 
 /// A running cluster node: Raft, its store and its gRPC server. Dereferences to its
@@ -257,70 +74,57 @@ impl std::ops::Deref for ClusterNode {
 }
 
 impl ClusterNode {
-    /// Opens the store, starts Raft and the gRPC server. `faults` is for in-process tests; pass
-    /// `Default::default()` otherwise.
-    pub async fn start(cfg: NodeConfig, faults: Arc<Faults>) -> Result<Self, ClusterError> {
+    /// Opens the store, starts Raft and the gRPC server.
+    pub async fn start(cfg: NodeConfig) -> Result<Self, ClusterError> {
+        Self::start_with_network(cfg, |network| network).await
+    }
+
+    /// Like [`ClusterNode::start`], with the Raft network wrapped by `wrap` (tests wrap it to
+    /// inject faults; production code has none).
+    pub async fn start_with_network<N, W>(cfg: NodeConfig, wrap: W) -> Result<Self, ClusterError>
+    where
+        N: RaftNetworkFactory<TypeConfig>,
+        W: FnOnce(NetworkFactory) -> N,
+    {
         let raft_config = Arc::new(cfg.timing.to_openraft(&cfg.cluster_name)?);
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| ClusterError::store(format!("{}: {e}", cfg.data_dir.display())))?;
         let (log, sm) = crate::store::open(&cfg.data_dir)?;
         let shared = sm.shared();
         let rpc_timeout = Duration::from_millis(cfg.timing.rpc_timeout_ms);
-        let network = NetworkFactory::new(
-            cfg.id,
+        let network = wrap(NetworkFactory::new(
             cfg.secret.clone(),
             rpc_timeout,
             cfg.tls.clone(),
-            faults,
-        );
+        ));
         let raft = Raft::new(cfg.id, raft_config, network, log, sm)
             .await
             .map_err(ClusterError::raft)?;
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|e| ClusterError::Transport {
-                target: cfg.listen.to_string(),
-                reason: format!("bind: {e}"),
-            })?;
+        let listener = bind(cfg.listen).await?;
         let local_addr = listener.local_addr().map_err(|e| ClusterError::Transport {
             target: cfg.listen.to_string(),
             reason: e.to_string(),
         })?;
+        let router = LeaderRouter::new(
+            cfg.id,
+            raft.clone(),
+            shared.clone(),
+            RouterConfig {
+                secret: cfg.secret.clone(),
+                client_timeout: cfg.client_timeout,
+                rpc_timeout,
+                tls: cfg.tls.clone(),
+            },
+        );
         let client = ClusterClient {
             id: cfg.id,
-            raft,
+            raft: raft.clone(),
             shared,
-            secret: cfg.secret,
-            client_timeout: cfg.client_timeout,
-            rpc_timeout,
-            tls: cfg.tls.clone(),
-            forward_channels: Arc::default(),
+            router,
         };
-        let service = RaftServer::new(client.clone()).into_service();
+        let service = RaftServer::new(cfg.id, raft, cfg.secret, Arc::new(client.clone()));
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let router = tonic::transport::Server::builder()
-            .concurrency_limit_per_connection(256)
-            .initial_stream_window_size(Some(crate::network::HTTP2_STREAM_WINDOW))
-            .initial_connection_window_size(Some(crate::network::HTTP2_CONNECTION_WINDOW))
-            .add_service(service);
-        let shutdown = async {
-            let _ = shutdown_rx.await;
-        };
-        let server = match &cfg.tls {
-            None => {
-                let incoming =
-                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-                tokio::spawn(log_server_end(
-                    router.serve_with_incoming_shutdown(incoming, shutdown),
-                ))
-            }
-            Some(tls) => {
-                let incoming = crate::tls::incoming(listener, tls, local_addr);
-                tokio::spawn(log_server_end(
-                    router.serve_with_incoming_shutdown(incoming, shutdown),
-                ))
-            }
-        };
+        let server = serve(service, listener, cfg.tls.as_ref(), local_addr, shutdown_rx);
         tracing::info!(id = cfg.id, addr = %local_addr, tls = cfg.tls.is_some(), "cluster node started");
         Ok(Self {
             client,
@@ -355,6 +159,60 @@ impl ClusterNode {
             let _ = h.await;
         }
         r
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ClusterError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ClusterError::Transport {
+            target: addr.to_string(),
+            reason: format!("bind: {e}"),
+        })
+}
+
+/// Spawns the Raft gRPC server on `listener` (over mutual TLS when `tls` is given) until
+/// `shutdown` fires.
+fn serve(
+    service: RaftServer,
+    listener: tokio::net::TcpListener,
+    tls: Option<&TransportTls>,
+    local_addr: SocketAddr,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    let router = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(256)
+        .initial_stream_window_size(Some(crate::network::HTTP2_STREAM_WINDOW))
+        .initial_connection_window_size(Some(crate::network::HTTP2_CONNECTION_WINDOW))
+        .add_service(service.into_service());
+    let shutdown = async {
+        let _ = shutdown.await;
+    };
+    match tls {
+        None => {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            tokio::spawn(log_server_end(
+                router.serve_with_incoming_shutdown(incoming, shutdown),
+            ))
+        }
+        Some(tls) => {
+            let incoming = crate::tls::incoming(listener, tls, local_addr);
+            tokio::spawn(log_server_end(
+                router.serve_with_incoming_shutdown(incoming, shutdown),
+            ))
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ServeCalls for ClusterClient {
+    async fn forwarded(&self, req: ForwardRequest) -> Result<ForwardReply, ForwardError> {
+        self.router.serve_as_leader(req).await
+    }
+
+    async fn client(&self, req: ClientRequest) -> Result<ClientReply, ClusterError> {
+        self.serve_client(req).await
     }
 }
 
@@ -410,11 +268,6 @@ impl ClusterClient {
         }
     }
 
-    /// The cluster secret (for the server's authentication).
-    pub(crate) fn secret(&self) -> &ClusterSecret {
-        &self.secret
-    }
-
     /// This node's ID.
     pub fn id(&self) -> NodeId {
         self.id
@@ -442,25 +295,11 @@ impl ClusterClient {
             .map_err(ClusterError::raft)
     }
 
-    fn leader_error(&self) -> ClusterError {
-        let m = self.raft.metrics().borrow().clone();
-        let leader_addr = m.current_leader.and_then(|l| {
-            m.membership_config
-                .membership()
-                .get_node(&l)
-                .map(|n| n.addr.clone())
-        });
-        ClusterError::NotLeader {
-            leader_id: m.current_leader,
-            leader_addr,
-        }
-    }
-
     fn ensure_leader(&self) -> Result<(), ClusterError> {
         if self.raft.metrics().borrow().current_leader == Some(self.id) {
             Ok(())
         } else {
-            Err(self.leader_error())
+            Err(self.router.leader_error())
         }
     }
 
@@ -523,128 +362,12 @@ impl ClusterClient {
         Ok(())
     }
 
-    async fn forward(
-        &self,
-        addr: &str,
-        req: &ForwardRequest,
-        deadline: Duration,
-    ) -> Result<Result<ForwardReply, ForwardError>, ClusterError> {
-        let cached = self
-            .forward_channels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(addr)
-            .cloned();
-        let mut client = match cached {
-            Some(c) => c,
-            None => {
-                let c = connect(addr, self.rpc_timeout, self.tls.as_ref()).map_err(|reason| {
-                    ClusterError::Transport {
-                        target: addr.into(),
-                        reason,
-                    }
-                })?;
-                self.forward_channels
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(addr.to_owned(), c.clone());
-                c
-            }
-        };
-        let payload = codec::encode(req)?;
-        metrics::counter!("cluster_forwarded_total").increment(1);
-        let fut = client.forward(request(&self.secret, payload, deadline));
-        let forget = || {
-            // A broken channel is rebuilt on the next request.
-            self.forward_channels
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(addr);
-        };
-        let reply = tokio::time::timeout(deadline, fut)
-            .await
-            .map_err(|_| ClusterError::Timeout {
-                what: format!("forward to leader at {addr}"),
-            })?
-            .map_err(|s| {
-                forget();
-                ClusterError::Transport {
-                    target: addr.into(),
-                    reason: format!("{}: {}", s.code(), s.message()),
-                }
-            })?
-            .into_inner();
-        Ok(codec::decode_result(&reply.payload)?)
-    }
-
-    /// Runs `req` on the leader: locally if this node leads, else forwarded. Retries while the
-    /// leader is changing, until the client deadline.
-    async fn on_leader(&self, req: ForwardRequest) -> Result<ForwardReply, ClusterError> {
-        let deadline = tokio::time::Instant::now() + self.client_timeout;
-        let mut last_err = self.leader_error();
-        loop {
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if remaining.is_zero() {
-                return Err(match last_err {
-                    e @ ClusterError::NotLeader { .. } => e,
-                    e => ClusterError::Timeout {
-                        what: format!("client request: {e}"),
-                    },
-                });
-            }
-            let m = self.raft.metrics().borrow().clone();
-            let outcome = match m.current_leader {
-                Some(l) if l == self.id => Ok(tokio::time::timeout(
-                    remaining,
-                    handle_forward(&self.raft, &self.shared, req.clone()),
-                )
-                .await
-                .map_err(|_| ClusterError::Timeout {
-                    what: "client request on the leader".into(),
-                })?),
-                Some(l) => match m.membership_config.membership().get_node(&l) {
-                    Some(n) => self.forward(&n.addr.clone(), &req, remaining).await,
-                    None => Err(self.leader_error()),
-                },
-                None => Err(self.leader_error()),
-            };
-            match outcome {
-                Ok(Ok(reply)) => return Ok(reply),
-                Ok(Err(ForwardError::Failed { reason })) => {
-                    return Err(ClusterError::Raft { reason });
-                }
-                Ok(Err(ForwardError::NotLeader {
-                    leader_id,
-                    leader_addr,
-                })) => {
-                    last_err = ClusterError::NotLeader {
-                        leader_id,
-                        leader_addr,
-                    };
-                }
-                Err(e @ (ClusterError::Transport { .. } | ClusterError::NotLeader { .. })) => {
-                    last_err = e
-                }
-                Err(e) => return Err(e),
-            }
-            // Wait for the leader to change (or be elected), bounded by the deadline.
-            let known = m.current_leader;
-            let wait = deadline
-                .saturating_duration_since(tokio::time::Instant::now())
-                .min(Duration::from_millis(300));
-            let _ = self
-                .raft
-                .wait(Some(wait))
-                .metrics(
-                    |x| x.current_leader.is_some() && x.current_leader != known,
-                    "leader change",
-                )
-                .await;
-        }
-    }
-
     async fn propose(&self, command: Command) -> Result<Response, ClusterError> {
-        match self.on_leader(ForwardRequest::Write(command)).await? {
+        match self
+            .router
+            .on_leader(ForwardRequest::Write(command))
+            .await?
+        {
             ForwardReply::Written(Response::Refused(refusal)) => Err(refusal.into()),
             ForwardReply::Written(r) => Ok(r),
             ForwardReply::Settings(..) => {
@@ -708,7 +431,7 @@ impl ClusterClient {
             let (s, r) = v.state.settings();
             return Ok((s.clone(), r));
         }
-        match self.on_leader(ForwardRequest::ReadSettings).await? {
+        match self.router.on_leader(ForwardRequest::ReadSettings).await? {
             ForwardReply::Settings(s, r) => Ok((s, r)),
             ForwardReply::Written(_) => Err(ClusterError::raft("unexpected write reply to a read")),
         }

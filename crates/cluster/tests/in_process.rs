@@ -4,9 +4,15 @@
 // Test helpers may unwrap: a panic is a test failure with a location.
 #![allow(clippy::unwrap_used)]
 
+mod common {
+    pub mod faults;
+}
+
+use common::faults::{Faults, FaultyNetwork};
+
 use cluster::ClusterError;
 use cluster::config::TimingConfig;
-use cluster::network::{ClusterSecret, Faults};
+use cluster::network::ClusterSecret;
 use cluster::node::{ClusterNode, NodeConfig};
 use cluster::settings::SiemSettings;
 use cluster::state::SubmitOutcome;
@@ -53,7 +59,14 @@ async fn start_node(
         client_timeout: Duration::from_secs(10),
         tls: None,
     };
-    ClusterNode::start(cfg, faults.clone()).await.unwrap()
+    let faults = faults.clone();
+    ClusterNode::start_with_network(cfg, |inner| FaultyNetwork {
+        inner,
+        from: id,
+        faults,
+    })
+    .await
+    .unwrap()
 }
 
 impl Fixture {

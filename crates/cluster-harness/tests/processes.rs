@@ -6,13 +6,13 @@
 // Test helpers may unwrap: a panic is a test failure with a location.
 #![allow(clippy::unwrap_used)]
 
-use cluster::harness::{
-    NodeProcess, ProcessOptions, RemoteNode, agreed_leader, poll_until, start_processes,
-};
+use cluster::messages::{ClientReply, ClientRequest};
 use cluster::network::ClusterSecret;
-use cluster::node::{ClientReply, ClientRequest};
 use cluster::state::SubmitOutcome;
 use cluster::state::outbox::{Record, RecordKind};
+use cluster_harness::{
+    NodeProcess, ProcessOptions, RemoteNode, agreed_leader, poll_until, start_processes,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,11 +1,11 @@
-//! Running `cluster-node` processes and talking to them: the fixture of the real-process tests
-//! and of the benchmark. Child processes are killed when their handle is dropped, so a failing
+//! Test tools of the cluster core, kept out of the `cluster` library: running `cluster-node`
+//! processes and talking to them, the fixture of the real-process tests and of `cluster-bench`. Child processes are killed when their handle is dropped, so a failing
 //! test leaves none behind.
 
-use crate::codec;
-use crate::network::{ClusterSecret, connect, request};
-use crate::node::{ClientReply, ClientRequest, NodeStatus};
-use crate::tls::TransportTls;
+use cluster::codec;
+use cluster::messages::{ClientReply, ClientRequest, NodeStatus};
+use cluster::network::{ClusterSecret, connect, request};
+use cluster::tls::TransportTls;
 use relay_proto::raft::v1::raft_service_client::RaftServiceClient;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `cluster-bench`: measures the cluster core's targets on this machine and prints them.
 //!
 //! ```text
-//! cargo build --release -p cluster --bins
+//! cargo build --release -p cluster-harness
 //! target/release/cluster-bench all            # or: throughput | latency | failover | dedup-memory
 //! ```
 //! Starts three `cluster-node` processes (found beside this binary, or `CLUSTER_NODE_BIN`) on
@@ -9,14 +9,14 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use cluster::harness::{
-    NodeProcess, ProcessOptions, RemoteNode, agreed_leader, node_binary, poll_until,
-    start_processes,
-};
-use cluster::node::{ClientReply, ClientRequest};
+use cluster::messages::{ClientReply, ClientRequest};
 use cluster::state::SubmitOutcome;
 use cluster::state::dedup::{DedupIndex, DedupKey, DedupWindow};
 use cluster::state::outbox::{Record, RecordKind};
+use cluster_harness::{
+    NodeProcess, ProcessOptions, RemoteNode, agreed_leader, node_binary, poll_until,
+    start_processes,
+};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;

@@ -10,12 +10,13 @@
 
 use cluster::ClusterError;
 use cluster::config::TimingConfig;
-use cluster::harness::{ProcessOptions, RemoteNode, agreed_leader, poll_until, start_processes};
-use cluster::network::{ClusterSecret, Faults};
-use cluster::node::{ClientReply, ClientRequest, ClusterNode, NodeConfig};
+use cluster::messages::{ClientReply, ClientRequest};
+use cluster::network::ClusterSecret;
+use cluster::node::{ClusterNode, NodeConfig};
 use cluster::state::SubmitOutcome;
 use cluster::state::outbox::{Record, RecordKind};
 use cluster::tls::{TlsFiles, TransportTls};
+use cluster_harness::{ProcessOptions, RemoteNode, agreed_leader, poll_until, start_processes};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -24,7 +25,7 @@ use relay_proto::raft::v1::raft_service_client::RaftServiceClient;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
@@ -154,9 +155,7 @@ async fn start_node(id: u64, dir: &Path, tls: Option<TransportTls>) -> ClusterNo
         client_timeout: Duration::from_secs(10),
         tls,
     };
-    ClusterNode::start(cfg, Arc::new(Faults::default()))
-        .await
-        .unwrap()
+    ClusterNode::start(cfg).await.unwrap()
 }
 
 /// A one-node TLS cluster that has elected itself.

@@ -6,13 +6,12 @@
 use anyhow::Context;
 use clap::Parser;
 use cluster::config::TimingConfig;
-use cluster::network::{ClusterSecret, Faults};
+use cluster::network::ClusterSecret;
 use cluster::node::{ClusterNode, NodeConfig};
 use cluster::tls::{TlsFiles, TransportTls};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
@@ -123,9 +122,7 @@ async fn main() -> anyhow::Result<()> {
         client_timeout: Duration::from_millis(args.client_timeout_ms),
         tls,
     };
-    let node = ClusterNode::start(cfg, Arc::new(Faults::default()))
-        .await
-        .context("start node")?;
+    let node = ClusterNode::start(cfg).await.context("start node")?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "READY {}", node.local_addr())?;

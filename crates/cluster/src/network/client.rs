@@ -1,0 +1,228 @@
+//! The client side of the Raft transport: openraft's network factory and one [`PeerClient`] per
+//! target node. Production code has no fault knobs; tests wrap the factory.
+
+use super::{ClusterSecret, connect, request};
+use crate::codec;
+use crate::stage::{Stage, stage_timing};
+use crate::tls::TransportTls;
+use crate::types::{NodeId, TypeConfig};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{AnyError, BasicNode};
+use relay_proto::raft::v1::raft_service_client::RaftServiceClient;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use tonic::transport::Channel;
+
+/// openraft's network factory: one [`PeerClient`] per target.
+#[derive(Clone)]
+pub struct NetworkFactory {
+    secret: ClusterSecret,
+    rpc_timeout: Duration,
+    tls: Option<TransportTls>,
+}
+
+impl NetworkFactory {
+    /// A factory whose channels use mutual TLS when `tls` is given.
+    pub fn new(secret: ClusterSecret, rpc_timeout: Duration, tls: Option<TransportTls>) -> Self {
+        Self {
+            secret,
+            rpc_timeout,
+            tls,
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            target,
+            addr: node.addr.clone(),
+            client: connect(&node.addr, self.rpc_timeout, self.tls.as_ref()).ok(),
+            secret: self.secret.clone(),
+        }
+    }
+}
+
+/// The client side of the transport to one peer.
+pub struct PeerClient {
+    target: NodeId,
+    addr: String,
+    client: Option<RaftServiceClient<Channel>>,
+    secret: ClusterSecret,
+}
+
+#[derive(Clone, Copy)]
+enum Method {
+    Append,
+    Vote,
+    Snapshot,
+}
+
+type CallResult<Resp, E> = Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+
+fn unreachable<E: std::error::Error>(reason: String) -> RPCError<NodeId, BasicNode, E> {
+    RPCError::Unreachable(Unreachable::new(&AnyError::error(reason)))
+}
+
+impl PeerClient {
+    async fn call<Req, Resp, E>(
+        &mut self,
+        method: Method,
+        req: &Req,
+        option: &RPCOption,
+    ) -> CallResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let Some(client) = self.client.as_mut() else {
+            return Err(unreachable(format!("bad address {}", self.addr)));
+        };
+        let payload = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        // openraft bounds each call by `hard_ttl` itself; the same deadline goes to the server as
+        // the gRPC timeout so it stops working on a call nobody waits for. A peer that cannot be
+        // reached, or cuts the call off at once, is reported as `Unreachable` (openraft backs off
+        // for 500 ms); a slow reply is a plain network error and is retried at once (`classify`).
+        let deadline = option.hard_ttl();
+        let bytes = payload.len();
+        let request = request(&self.secret, payload, deadline);
+        let started = std::time::Instant::now();
+        let res = match method {
+            Method::Append => client.append_entries(request).await,
+            Method::Vote => client.vote(request).await,
+            Method::Snapshot => client.install_snapshot(request).await,
+        };
+        if let Method::Append = method {
+            // Leader side of replication: send, the follower's append and flush, the reply.
+            let target = self.target;
+            stage_timing(Stage::AppendRoundTrip, started.elapsed(), || target, bytes);
+        }
+        let reply = match res {
+            Err(status) => return Err(self.failed(&status, started.elapsed(), deadline)),
+            Ok(r) => r.into_inner(),
+        };
+        let decoded: Result<Resp, RaftError<NodeId, E>> = codec::decode_result(&reply.payload)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
+    fn failed<E: std::error::Error>(
+        &self,
+        status: &tonic::Status,
+        elapsed: Duration,
+        deadline: Duration,
+    ) -> RPCError<NodeId, BasicNode, E> {
+        let reason = format!("{}: {}", status.code(), status.message());
+        match classify(status.code(), elapsed, deadline) {
+            Failure::Unauthenticated => {
+                tracing::warn!(target = self.target, "peer refused our cluster secret");
+                unreachable(reason)
+            }
+            Failure::Unreachable => unreachable(reason),
+            Failure::Network => RPCError::Network(NetworkError::new(&AnyError::error(reason))),
+        }
+    }
+}
+
+/// How a failed call is reported to openraft.
+#[derive(Debug, PartialEq, Eq)]
+enum Failure {
+    /// The peer refused our secret: unreachable for us, and logged.
+    Unauthenticated,
+    /// openraft backs off (500 ms) before the next call to this peer.
+    Unreachable,
+    /// openraft retries at once.
+    Network,
+}
+
+/// A call that failed with no connection (`Unavailable`), or that was cut off (`Cancelled`,
+/// `Unknown`) well before its deadline, says the peer cannot be talked to right now: a refused
+/// TLS handshake shows up as a connection closed at once. Retrying such a peer at once would
+/// spin (and log every attempt), so openraft is told it is unreachable and backs off. A call
+/// that ran into its deadline is a slow peer and is retried at once.
+fn classify(code: tonic::Code, elapsed: Duration, deadline: Duration) -> Failure {
+    match code {
+        tonic::Code::Unauthenticated => Failure::Unauthenticated,
+        tonic::Code::Unavailable => Failure::Unreachable,
+        tonic::Code::Cancelled | tonic::Code::Unknown if elapsed < deadline / 2 => {
+            Failure::Unreachable
+        }
+        _ => Failure::Network,
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(Method::Append, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call(Method::Snapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(Method::Vote, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_cut_off_early_backs_off_and_a_slow_one_is_retried() {
+        let d = Duration::from_millis(100);
+        let fast = Duration::from_millis(2);
+        let late = Duration::from_millis(100);
+        // a refused TLS handshake: the connection closes at once
+        assert_eq!(
+            classify(tonic::Code::Cancelled, fast, d),
+            Failure::Unreachable
+        );
+        assert_eq!(
+            classify(tonic::Code::Unknown, fast, d),
+            Failure::Unreachable
+        );
+        assert_eq!(
+            classify(tonic::Code::Unavailable, late, d),
+            Failure::Unreachable
+        );
+        // the deadline ran out: a slow peer, retried at once
+        assert_eq!(classify(tonic::Code::Cancelled, late, d), Failure::Network);
+        assert_eq!(
+            classify(tonic::Code::DeadlineExceeded, late, d),
+            Failure::Network
+        );
+        assert_eq!(classify(tonic::Code::Internal, fast, d), Failure::Network);
+        assert_eq!(
+            classify(tonic::Code::Unauthenticated, fast, d),
+            Failure::Unauthenticated
+        );
+    }
+}

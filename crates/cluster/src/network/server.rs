@@ -1,0 +1,125 @@
+//! The server side of the Raft transport: admits authenticated calls and hands them to the local
+//! Raft, or, for forwarded and client requests, to the node ([`ServeCalls`]).
+
+use super::{ClusterSecret, MAX_MESSAGE_BYTES};
+use crate::codec;
+use crate::error::ClusterError;
+use crate::messages::{ClientReply, ClientRequest, ForwardError, ForwardReply, ForwardRequest};
+use crate::stage::{Stage, stage_timing};
+use crate::types::{NodeId, Raft, TypeConfig};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use relay_proto::raft::v1::raft_service_server::{RaftService, RaftServiceServer};
+use relay_proto::raft::v1::{RaftReply, RaftRequest};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// What the node serves beyond Raft's own calls: requests forwarded by followers to this node as
+/// the leader, and the `Client` call.
+#[tonic::async_trait]
+pub trait ServeCalls: Send + Sync + 'static {
+    /// Serves a request forwarded to this node as the leader.
+    async fn forwarded(&self, req: ForwardRequest) -> Result<ForwardReply, ForwardError>;
+    /// Serves a `Client` call.
+    async fn client(&self, req: ClientRequest) -> Result<ClientReply, ClusterError>;
+}
+
+/// The server side: hands authenticated requests to the local Raft.
+#[derive(Clone)]
+pub struct RaftServer {
+    id: NodeId,
+    raft: Raft,
+    secret: ClusterSecret,
+    calls: Arc<dyn ServeCalls>,
+}
+
+impl RaftServer {
+    /// A server for the local node `id`.
+    pub fn new(id: NodeId, raft: Raft, secret: ClusterSecret, calls: Arc<dyn ServeCalls>) -> Self {
+        Self {
+            id,
+            raft,
+            secret,
+            calls,
+        }
+    }
+
+    /// The tonic service with message-size limits applied.
+    pub fn into_service(self) -> RaftServiceServer<Self> {
+        RaftServiceServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+fn decode_req<T: DeserializeOwned>(req: &RaftRequest) -> Result<T, tonic::Status> {
+    codec::decode(&req.payload)
+        .map_err(|e| tonic::Status::invalid_argument(format!("payload: {e}")))
+}
+
+fn reply<T: Serialize, E: Serialize>(
+    r: &Result<T, E>,
+) -> Result<tonic::Response<RaftReply>, tonic::Status> {
+    let payload = codec::encode_result(r).map_err(|e| tonic::Status::internal(e.to_string()))?;
+    Ok(tonic::Response::new(RaftReply {
+        format: u32::from(codec::FORMAT_VERSION),
+        payload,
+    }))
+}
+
+#[tonic::async_trait]
+impl RaftService for RaftServer {
+    async fn append_entries(
+        &self,
+        req: tonic::Request<RaftRequest>,
+    ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
+        self.secret.admit(&req, self.id, "append_entries")?;
+        let started = std::time::Instant::now();
+        let bytes = req.get_ref().payload.len();
+        let rpc: AppendEntriesRequest<TypeConfig> = decode_req(req.get_ref())?;
+        let res = self.raft.append_entries(rpc).await;
+        // Follower side: decode, then openraft's append (including the log flush).
+        let id = self.id;
+        stage_timing(Stage::AppendOnFollower, started.elapsed(), || id, bytes);
+        reply(&res)
+    }
+
+    async fn vote(
+        &self,
+        req: tonic::Request<RaftRequest>,
+    ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
+        self.secret.admit(&req, self.id, "vote")?;
+        let rpc: VoteRequest<NodeId> = decode_req(req.get_ref())?;
+        reply(&self.raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        req: tonic::Request<RaftRequest>,
+    ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
+        self.secret.admit(&req, self.id, "install_snapshot")?;
+        let rpc: InstallSnapshotRequest<TypeConfig> = decode_req(req.get_ref())?;
+        reply(&self.raft.install_snapshot(rpc).await)
+    }
+
+    async fn forward(
+        &self,
+        req: tonic::Request<RaftRequest>,
+    ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
+        self.secret.admit(&req, self.id, "forward")?;
+        let fwd: ForwardRequest = decode_req(req.get_ref())?;
+        reply(&self.calls.forwarded(fwd).await)
+    }
+
+    async fn client(
+        &self,
+        req: tonic::Request<RaftRequest>,
+    ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
+        self.secret.admit(&req, self.id, "client")?;
+        let call: ClientRequest = decode_req(req.get_ref())?;
+        match self.calls.client(call).await {
+            Ok(r) => reply::<ClientReply, ()>(&Ok(r)),
+            Err(e) => Err(crate::to_status(&e)),
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The leader router: runs a client request on the leader, locally when this node leads, else
+//! forwarded over the authenticated Raft transport (one cached channel per leader address), and
+//! retries while the leadership is changing, until the client deadline.
+//!
+//! The leader stamps each write with its wall clock before proposing it, so the state machine
+//! never reads a clock.
+
+use crate::codec;
+use crate::error::ClusterError;
+use crate::messages::{ForwardError, ForwardReply, ForwardRequest};
+use crate::network::{ClusterSecret, connect, request};
+use crate::stage::{Stage, stage_timing};
+use crate::state::Request;
+use crate::store::SharedState;
+use crate::tls::TransportTls;
+use crate::types::{NodeId, Raft};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use relay_proto::raft::v1::raft_service_client::RaftServiceClient;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tonic::transport::Channel;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Routes requests to the leader (cheap to clone).
+#[derive(Clone)]
+pub(crate) struct LeaderRouter {
+    id: NodeId,
+    raft: Raft,
+    shared: SharedState,
+    secret: ClusterSecret,
+    client_timeout: Duration,
+    rpc_timeout: Duration,
+    tls: Option<TransportTls>,
+    /// Channels to leaders, by address, reused for every forwarded request (one connection and,
+    /// with TLS, one handshake per leader, not per request).
+    channels: Arc<Mutex<HashMap<String, RaftServiceClient<Channel>>>>,
+}
+
+/// How the router reaches its node and the other nodes.
+pub(crate) struct RouterConfig {
+    pub(crate) secret: ClusterSecret,
+    pub(crate) client_timeout: Duration,
+    pub(crate) rpc_timeout: Duration,
+    pub(crate) tls: Option<TransportTls>,
+}
+
+impl LeaderRouter {
+    pub(crate) fn new(id: NodeId, raft: Raft, shared: SharedState, cfg: RouterConfig) -> Self {
+        Self {
+            id,
+            raft,
+            shared,
+            secret: cfg.secret,
+            client_timeout: cfg.client_timeout,
+            rpc_timeout: cfg.rpc_timeout,
+            tls: cfg.tls,
+            channels: Arc::default(),
+        }
+    }
+
+    /// Serves a request on this node as the leader (local, or the receiver of a forward).
+    pub(crate) async fn serve_as_leader(
+        &self,
+        req: ForwardRequest,
+    ) -> Result<ForwardReply, ForwardError> {
+        match req {
+            ForwardRequest::Write(command) => {
+                // The leader stamps the request with its clock; the state machine never reads one.
+                let request = Request {
+                    stamped_at_ms: now_ms(),
+                    command,
+                };
+                let started = std::time::Instant::now();
+                let written = self.raft.client_write(request).await;
+                let raft = &self.raft;
+                stage_timing(
+                    Stage::ClientWrite,
+                    started.elapsed(),
+                    || raft.metrics().borrow().id,
+                    0,
+                );
+                match written {
+                    Ok(resp) => Ok(ForwardReply::Written(resp.data)),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                        Err(ForwardError::NotLeader {
+                            leader_id: f.leader_id,
+                            leader_addr: f.leader_node.map(|n| n.addr),
+                        })
+                    }
+                    Err(e) => Err(ForwardError::Failed {
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+            ForwardRequest::ReadSettings => match self.raft.ensure_linearizable().await {
+                Ok(_) => {
+                    let v = self.shared.read();
+                    let (s, rev) = v.state.settings();
+                    Ok(ForwardReply::Settings(s.clone(), rev))
+                }
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    Err(ForwardError::NotLeader {
+                        leader_id: f.leader_id,
+                        leader_addr: f.leader_node.map(|n| n.addr),
+                    })
+                }
+                Err(e) => Err(ForwardError::Failed {
+                    reason: e.to_string(),
+                }),
+            },
+        }
+    }
+
+    /// A `NotLeader` error naming the leader this node knows of.
+    pub(crate) fn leader_error(&self) -> ClusterError {
+        let m = self.raft.metrics().borrow().clone();
+        let leader_addr = m.current_leader.and_then(|l| {
+            m.membership_config
+                .membership()
+                .get_node(&l)
+                .map(|n| n.addr.clone())
+        });
+        ClusterError::NotLeader {
+            leader_id: m.current_leader,
+            leader_addr,
+        }
+    }
+
+    fn channel(&self, addr: &str) -> Result<RaftServiceClient<Channel>, ClusterError> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let c = connect(addr, self.rpc_timeout, self.tls.as_ref()).map_err(|reason| {
+            ClusterError::Transport {
+                target: addr.into(),
+                reason,
+            }
+        })?;
+        channels.insert(addr.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    async fn forward(
+        &self,
+        addr: &str,
+        req: &ForwardRequest,
+        deadline: Duration,
+    ) -> Result<Result<ForwardReply, ForwardError>, ClusterError> {
+        let mut client = self.channel(addr)?;
+        let payload = codec::encode(req)?;
+        metrics::counter!("cluster_forwarded_total").increment(1);
+        let fut = client.forward(request(&self.secret, payload, deadline));
+        let reply = tokio::time::timeout(deadline, fut)
+            .await
+            .map_err(|_| ClusterError::Timeout {
+                what: format!("forward to leader at {addr}"),
+            })?
+            .map_err(|s| {
+                // A broken channel is rebuilt on the next request.
+                self.channels
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(addr);
+                ClusterError::Transport {
+                    target: addr.into(),
+                    reason: format!("{}: {}", s.code(), s.message()),
+                }
+            })?
+            .into_inner();
+        Ok(codec::decode_result(&reply.payload)?)
+    }
+
+    /// One attempt: on this node if it leads, else forwarded to the leader it knows.
+    async fn attempt(
+        &self,
+        req: &ForwardRequest,
+        leader: Option<NodeId>,
+        remaining: Duration,
+    ) -> Result<Result<ForwardReply, ForwardError>, ClusterError> {
+        match leader {
+            Some(l) if l == self.id => {
+                tokio::time::timeout(remaining, self.serve_as_leader(req.clone()))
+                    .await
+                    .map_err(|_| ClusterError::Timeout {
+                        what: "client request on the leader".into(),
+                    })
+            }
+            Some(l) => {
+                let addr = self
+                    .raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .get_node(&l)
+                    .map(|n| n.addr.clone());
+                match addr {
+                    Some(addr) => self.forward(&addr, req, remaining).await,
+                    None => Err(self.leader_error()),
+                }
+            }
+            None => Err(self.leader_error()),
+        }
+    }
+
+    /// Runs `req` on the leader: locally if this node leads, else forwarded. Retries while the
+    /// leader is changing, until the client deadline.
+    pub(crate) async fn on_leader(
+        &self,
+        req: ForwardRequest,
+    ) -> Result<ForwardReply, ClusterError> {
+        let deadline = tokio::time::Instant::now() + self.client_timeout;
+        let mut last_err = self.leader_error();
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                return Err(match last_err {
+                    e @ ClusterError::NotLeader { .. } => e,
+                    e => ClusterError::Timeout {
+                        what: format!("client request: {e}"),
+                    },
+                });
+            }
+            let known = self.raft.metrics().borrow().current_leader;
+            match self.attempt(&req, known, remaining).await {
+                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Err(ForwardError::Failed { reason })) => {
+                    return Err(ClusterError::Raft { reason });
+                }
+                Ok(Err(ForwardError::NotLeader {
+                    leader_id,
+                    leader_addr,
+                })) => {
+                    last_err = ClusterError::NotLeader {
+                        leader_id,
+                        leader_addr,
+                    };
+                }
+                Err(e @ (ClusterError::Transport { .. } | ClusterError::NotLeader { .. })) => {
+                    last_err = e
+                }
+                Err(e) => return Err(e),
+            }
+            self.await_leader_change(known, deadline).await;
+        }
+    }
+
+    /// Waits for the leader to change (or be elected), bounded by the deadline and 300 ms.
+    async fn await_leader_change(&self, known: Option<NodeId>, deadline: tokio::time::Instant) {
+        let wait = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(Duration::from_millis(300));
+        let _ = self
+            .raft
+            .wait(Some(wait))
+            .metrics(
+                |x| x.current_leader.is_some() && x.current_leader != known,
+                "leader change",
+            )
+            .await;
+    }
+}
