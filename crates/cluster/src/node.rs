@@ -261,8 +261,6 @@ impl ClusterNode {
     /// `Default::default()` otherwise.
     pub async fn start(cfg: NodeConfig, faults: Arc<Faults>) -> Result<Self, ClusterError> {
         let raft_config = Arc::new(cfg.timing.to_openraft(&cfg.cluster_name)?);
-        std::fs::create_dir_all(&cfg.data_dir)
-            .map_err(|e| ClusterError::store(format!("{}: {e}", cfg.data_dir.display())))?;
         let (log, sm) = crate::store::open(&cfg.data_dir)?;
         let shared = sm.shared();
         let rpc_timeout = Duration::from_millis(cfg.timing.rpc_timeout_ms);
