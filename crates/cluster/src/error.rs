@@ -3,15 +3,17 @@
 use crate::codec::CodecError;
 use crate::settings::SettingsViolation;
 use crate::state::Refusal;
+use crate::store::StoreError;
 
 /// Everything that can go wrong in the cluster core.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    /// The durable store failed (open, read, write, fsync).
-    #[error("store: {reason}")]
+    /// The durable store failed (open, read, write, fsync, damaged data).
+    #[error("store: {source}")]
     Store {
-        /// What failed.
-        reason: String,
+        /// The cause: the operation, the file and the underlying error.
+        #[from]
+        source: StoreError,
     },
     /// Bytes could not be encoded or decoded.
     #[error("codec: {source}")]
@@ -81,13 +83,6 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
-    /// A store error from anything displayable.
-    pub fn store(e: impl std::fmt::Display) -> Self {
-        Self::Store {
-            reason: e.to_string(),
-        }
-    }
-
     /// A raft error from anything displayable.
     pub fn raft(e: impl std::fmt::Display) -> Self {
         Self::Raft {

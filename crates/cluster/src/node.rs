@@ -87,8 +87,6 @@ impl ClusterNode {
         W: FnOnce(NetworkFactory) -> N,
     {
         let raft_config = Arc::new(cfg.timing.to_openraft(&cfg.cluster_name)?);
-        std::fs::create_dir_all(&cfg.data_dir)
-            .map_err(|e| ClusterError::store(format!("{}: {e}", cfg.data_dir.display())))?;
         let (log, sm) = crate::store::open(&cfg.data_dir)?;
         let shared = sm.shared();
         let rpc_timeout = Duration::from_millis(cfg.timing.rpc_timeout_ms);

@@ -1,14 +1,14 @@
-//! The state machine store: the pure [`ClusterState`] in memory behind a lock, snapshots in redb.
+//! The state machine store: the pure [`ClusterState`] in memory behind a lock, snapshots in a
+//! file ([`super::snapshot`]).
 
-use super::io_err;
+use super::error::{Item, StoreError, raft_error};
+use super::snapshot::SnapshotFile;
 use crate::codec;
-use crate::error::ClusterError;
 use crate::state::{ClusterState, Response, StateImage};
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
@@ -56,87 +56,19 @@ pub struct SnapshotBuilder {
     seq: u64,
 }
 
-/// Where a node keeps its latest snapshot: the file `snapshot` in its data folder, replaced
-/// atomically (written to `snapshot.tmp`, fsynced, renamed over it, folder fsynced). Layout:
-/// meta length (`u32` LE), the encoded meta, the data, and a CRC-32 (`u32` LE) of all before it.
-#[derive(Debug)]
-pub(crate) struct SnapshotFile {
-    dir: PathBuf,
-}
-
-impl SnapshotFile {
-    pub(crate) fn new(dir: &Path) -> Self {
-        Self {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.join("snapshot")
-    }
-
-    fn load(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, String> {
-        let path = self.path();
-        let mut bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("read {}: {e}", path.display())),
-        };
-        let damaged = |what: &str| format!("snapshot {} is damaged: {what}", path.display());
-        if bytes.len() < 8 {
-            return Err(damaged("too short"));
-        }
-        let body_len = bytes.len() - 4;
-        let crc = u32::from_le_bytes(bytes[body_len..].try_into().unwrap_or_default());
-        if crc32fast::hash(&bytes[..body_len]) != crc {
-            return Err(damaged("checksum mismatch"));
-        }
-        let meta_len = u32::from_le_bytes(bytes[..4].try_into().unwrap_or_default()) as usize;
-        if 4 + meta_len > body_len {
-            return Err(damaged("meta length"));
-        }
-        let meta: SnapshotMeta =
-            codec::decode(&bytes[4..4 + meta_len]).map_err(|e| damaged(&e.to_string()))?;
-        bytes.truncate(body_len);
-        bytes.drain(..4 + meta_len);
-        Ok(Some((meta, bytes)))
-    }
-
-    fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), String> {
-        use std::io::Write;
-        let m = codec::encode(meta).map_err(|e| e.to_string())?;
-        let meta_len = u32::try_from(m.len()).map_err(|_| "snapshot meta too large".to_owned())?;
-        let tmp = self.dir.join("snapshot.tmp");
-        let io = |what: &str, e: std::io::Error| format!("{what} {}: {e}", tmp.display());
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
-        let mut crc = crc32fast::Hasher::new();
-        for part in [&meta_len.to_le_bytes()[..], &m, data] {
-            crc.update(part);
-            f.write_all(part).map_err(|e| io("write", e))?;
-        }
-        f.write_all(&crc.finalize().to_le_bytes())
-            .map_err(|e| io("write", e))?;
-        f.sync_all().map_err(|e| io("sync", e))?;
-        std::fs::rename(&tmp, self.path()).map_err(|e| io("rename", e))?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| format!("sync folder {}: {e}", self.dir.display()))
-    }
-}
-
-fn view_from_snapshot(meta: &SnapshotMeta, data: &[u8]) -> Result<StateView, String> {
-    let image: StateImage = codec::decode(data).map_err(|e| e.to_string())?;
-    Ok(StateView {
+/// The state a snapshot holds, from its meta and its decoded image.
+fn view_from_image(meta: &SnapshotMeta, image: StateImage) -> StateView {
+    StateView {
         state: ClusterState::from_image(image),
         last_applied: meta.last_log_id,
         last_membership: meta.last_membership.clone(),
-    })
+    }
 }
 
 impl StateMachineStore {
-    pub(crate) fn new(snapshots: SnapshotFile) -> Result<Self, ClusterError> {
-        let view = match snapshots.load().map_err(ClusterError::store)? {
-            Some((meta, data)) => view_from_snapshot(&meta, &data).map_err(ClusterError::store)?,
+    pub(crate) fn new(snapshots: SnapshotFile) -> Result<Self, StoreError> {
+        let view = match snapshots.load()? {
+            Some((meta, data)) => view_from_image(&meta, snapshots.decode_image(&data)?),
             None => StateView::default(),
         };
         Ok(Self {
@@ -154,22 +86,21 @@ impl StateMachineStore {
 
 impl SnapshotBuilder {
     /// Encodes and saves the snapshot (CPU work and an fsync: run on a blocking thread).
-    fn build(self) -> Result<Snapshot<TypeConfig>, Box<StorageError>> {
+    fn build(self) -> Result<Snapshot<TypeConfig>, StoreError> {
         let started = std::time::Instant::now();
-        let image = self.image.as_ref().ok_or_else(|| {
-            Box::new(io_err(
-                ErrorSubject::StateMachine,
-                ErrorVerb::Read,
-                "snapshot builder used twice",
-            ))
-        })?;
+        let image = self
+            .image
+            .as_ref()
+            .ok_or(StoreError::SnapshotBuilderReused)?;
         // Sized up front (slots are 24 bytes, records their payload plus a little): growing a
         // buffer of tens of MiB would copy it several times.
         let mut data = Vec::with_capacity(
             image.dedup.len() * 24 + image.outbox.bytes() as usize + image.outbox.len() * 64 + 4096,
         );
-        codec::encode_into(image, &mut data)
-            .map_err(|e| Box::new(io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e)))?;
+        codec::encode_into(image, &mut data).map_err(|source| StoreError::Encode {
+            item: Item::SnapshotImage,
+            source,
+        })?;
         let encoded_ms = started.elapsed().as_millis() as u64;
         let snapshot_id = match self.last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, self.seq),
@@ -180,13 +111,7 @@ impl SnapshotBuilder {
             last_membership: self.last_membership.clone(),
             snapshot_id,
         };
-        self.snapshots.save(&meta, &data).map_err(|e| {
-            Box::new(io_err(
-                ErrorSubject::Snapshot(Some(meta.signature())),
-                ErrorVerb::Write,
-                e,
-            ))
-        })?;
+        self.snapshots.save(&meta, &data)?;
         metrics::histogram!("cluster_snapshot_build_seconds")
             .record(started.elapsed().as_secs_f64());
         metrics::gauge!("cluster_snapshot_bytes").set(data.len() as f64);
@@ -215,10 +140,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: self.last_membership.clone(),
             seq: self.seq,
         };
+        let subject = ErrorSubject::Snapshot(None);
         tokio::task::spawn_blocking(move || job.build())
             .await
-            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?
-            .map_err(|e| *e)
+            .map_err(|e| raft_error(subject.clone(), ErrorVerb::Write, &e))?
+            .map_err(|e| raft_error(subject, ErrorVerb::Write, &e))
     }
 }
 
@@ -286,20 +212,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let new_view = view_from_snapshot(meta, &data).map_err(|e| {
-            io_err(
-                ErrorSubject::Snapshot(Some(meta.signature())),
-                ErrorVerb::Read,
-                e,
-            )
-        })?;
-        self.snapshots.save(meta, &data).map_err(|e| {
-            io_err(
-                ErrorSubject::Snapshot(Some(meta.signature())),
-                ErrorVerb::Write,
-                e,
-            )
-        })?;
+        let subject = ErrorSubject::Snapshot(Some(meta.signature()));
+        let image = codec::decode(&data)
+            .map_err(|source| StoreError::DecodeReceived { source })
+            .map_err(|e| raft_error(subject.clone(), ErrorVerb::Read, &e))?;
+        let new_view = view_from_image(meta, image);
+        self.snapshots
+            .save(meta, &data)
+            .map_err(|e| raft_error(subject, ErrorVerb::Write, &e))?;
         *self.shared.write() = new_view;
         tracing::info!(last = ?meta.last_log_id, bytes = data.len(), "snapshot installed");
         Ok(())
@@ -309,42 +229,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let loaded = self
             .snapshots
             .load()
-            .map_err(|e| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Read, e))?;
+            .map_err(|e| raft_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, &e))?;
         Ok(loaded.map(|(meta, data)| Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snapshot_file_round_trip_and_damage_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = SnapshotFile::new(dir.path());
-        assert!(f.load().unwrap().is_none());
-        let meta = SnapshotMeta {
-            last_log_id: None,
-            last_membership: StoredMembership::default(),
-            snapshot_id: "s-1".into(),
-        };
-        f.save(&meta, b"state bytes").unwrap();
-        let (m, d) = f.load().unwrap().unwrap();
-        assert_eq!(m.snapshot_id, "s-1");
-        assert_eq!(d, b"state bytes");
-        // A second save replaces the first.
-        f.save(&meta, b"newer").unwrap();
-        assert_eq!(f.load().unwrap().unwrap().1, b"newer");
-        assert!(!dir.path().join("snapshot.tmp").exists());
-        // One flipped bit is refused with the file named.
-        let path = dir.path().join("snapshot");
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[6] ^= 1;
-        std::fs::write(&path, bytes).unwrap();
-        let err = f.load().unwrap_err();
-        assert!(err.contains("snapshot") && err.contains("damaged"), "{err}");
     }
 }

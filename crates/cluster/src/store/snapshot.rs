@@ -1,0 +1,145 @@
+//! The snapshot file: the latest snapshot of a node, `snapshot` in its data folder.
+//!
+//! Layout: meta length (`u32` LE), the [`codec`]-encoded `SnapshotMeta`, the data (the encoded
+//! `StateImage`), and a CRC-32 (`u32` LE) of all before it. It is replaced atomically: written
+//! to `snapshot.tmp`, fsynced, renamed over the old one, then the folder is fsynced.
+
+use super::error::{Damage, FileOp, Item, StoreError};
+use crate::codec;
+use crate::state::StateImage;
+use crate::types::SnapshotMeta;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Bytes of the meta length before the meta, and of the CRC after the data.
+const LEN_BYTES: usize = 4;
+
+/// Where a node keeps its latest snapshot.
+#[derive(Debug)]
+pub(crate) struct SnapshotFile {
+    dir: PathBuf,
+}
+
+impl SnapshotFile {
+    pub(crate) fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The file.
+    pub(crate) fn path(&self) -> PathBuf {
+        self.dir.join("snapshot")
+    }
+
+    /// The saved snapshot's meta and data, if there is one.
+    pub(crate) fn load(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
+        let path = self.path();
+        let mut bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(FileOp::Read, &path, e)),
+        };
+        let body_len = check_crc(&path, &bytes)?;
+        let meta_end = meta_end(&path, &bytes[..body_len])?;
+        let meta: SnapshotMeta = codec::decode(&bytes[LEN_BYTES..meta_end])
+            .map_err(|e| StoreError::decode(Item::SnapshotMeta, &path, e))?;
+        bytes.truncate(body_len);
+        bytes.drain(..meta_end);
+        Ok(Some((meta, bytes)))
+    }
+
+    /// Decodes the state image of a snapshot loaded from this file.
+    pub(crate) fn decode_image(&self, data: &[u8]) -> Result<StateImage, StoreError> {
+        codec::decode(data).map_err(|e| StoreError::decode(Item::SnapshotImage, &self.path(), e))
+    }
+
+    /// Replaces the saved snapshot with `meta` and `data`; durable when this returns.
+    pub(crate) fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StoreError> {
+        let item = Item::SnapshotMeta;
+        let m = codec::encode(meta).map_err(|source| StoreError::Encode { item, source })?;
+        let meta_len = u32::try_from(m.len()).map_err(|_| StoreError::TooLarge {
+            item,
+            bytes: m.len(),
+        })?;
+        let tmp = self.dir.join("snapshot.tmp");
+        let io = |op, e| StoreError::io(op, &tmp, e);
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io(FileOp::Create, e))?;
+        let mut crc = crc32fast::Hasher::new();
+        for part in [&meta_len.to_le_bytes()[..], &m, data] {
+            crc.update(part);
+            f.write_all(part).map_err(|e| io(FileOp::Write, e))?;
+        }
+        f.write_all(&crc.finalize().to_le_bytes())
+            .map_err(|e| io(FileOp::Write, e))?;
+        f.sync_all().map_err(|e| io(FileOp::Sync, e))?;
+        let path = self.path();
+        std::fs::rename(&tmp, &path).map_err(|e| StoreError::io(FileOp::RenameInto, &path, e))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io(FileOp::SyncFolder, &self.dir, e))
+    }
+}
+
+/// Checks the CRC at the end of the file `bytes`; returns the length of what it covers.
+fn check_crc(path: &Path, bytes: &[u8]) -> Result<usize, StoreError> {
+    if bytes.len() < 2 * LEN_BYTES {
+        return Err(StoreError::corrupt(path, 0, Damage::TooShort));
+    }
+    let body_len = bytes.len() - LEN_BYTES;
+    let crc = u32::from_le_bytes(bytes[body_len..].try_into().unwrap_or_default());
+    if crc32fast::hash(&bytes[..body_len]) != crc {
+        return Err(StoreError::corrupt(path, body_len as u64, Damage::Checksum));
+    }
+    Ok(body_len)
+}
+
+/// Reads the meta length at the start of `body`; returns where the meta ends.
+fn meta_end(path: &Path, body: &[u8]) -> Result<usize, StoreError> {
+    let meta_len = u32::from_le_bytes(body[..LEN_BYTES].try_into().unwrap_or_default()) as usize;
+    if LEN_BYTES + meta_len > body.len() {
+        return Err(StoreError::corrupt(path, 0, Damage::Length));
+    }
+    Ok(LEN_BYTES + meta_len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::StoredMembership;
+
+    #[test]
+    fn snapshot_file_round_trip_and_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = SnapshotFile::new(dir.path());
+        assert!(f.load().unwrap().is_none());
+        let meta = SnapshotMeta {
+            last_log_id: None,
+            last_membership: StoredMembership::default(),
+            snapshot_id: "s-1".into(),
+        };
+        f.save(&meta, b"state bytes").unwrap();
+        let (m, d) = f.load().unwrap().unwrap();
+        assert_eq!(m.snapshot_id, "s-1");
+        assert_eq!(d, b"state bytes");
+        // A second save replaces the first.
+        f.save(&meta, b"newer").unwrap();
+        assert_eq!(f.load().unwrap().unwrap().1, b"newer");
+        assert!(!dir.path().join("snapshot.tmp").exists());
+        // One flipped bit is refused with the file named.
+        let path = dir.path().join("snapshot");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[6] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let err = f.load().unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.contains("snapshot") && shown.contains("damaged"),
+            "{err}"
+        );
+        assert!(
+            matches!(&err, StoreError::Corrupt { path: p, what: Damage::Checksum, .. } if *p == path),
+            "{err:?}"
+        );
+    }
+}
