@@ -14,23 +14,193 @@ fn unknown_type_and_disallowed_key_are_refused_by_name() {
             token: "file_webb".into()
         }
     );
-    let err = AlertBuilder::new("file_mail", Importance::Low)
+    let err = AlertBuilder::new("url_web", Importance::Low)
         .unwrap()
-        .with("dst", "1.2.3.4");
+        .with("foo", "x")
+        .unwrap_err();
     assert_eq!(
-        err.unwrap_err(),
+        err,
         BuildError::KeyNotAllowed {
-            token: "file_mail",
-            key: "dst".into()
+            token: "url_web",
+            key: "foo".into()
         }
     );
-    // case-sensitive
+    assert_eq!(
+        err.to_string(),
+        "key `foo` is not allowed for type `url_web`"
+    );
+    // a heartbeat component key is KATA's, but not an alert's
     assert!(
-        AlertBuilder::new("file_web", Importance::Low)
+        AlertBuilder::new("dns", Importance::Low)
             .unwrap()
-            .with("FNAME", "x")
+            .with("KasperskyLabKATAcomponent1Name", "x")
             .is_err()
     );
+}
+
+#[test]
+fn keys_are_case_sensitive_and_a_wrong_case_is_named() {
+    for (token, key, spelling) in [
+        ("file_web", "fname", "fName"),
+        ("file_web", "FNAME", "fName"),
+        ("dns", "fname", "fName"),
+        ("ids", "destinationdnsdomain", "destinationDnsDomain"),
+    ] {
+        let err = AlertBuilder::new(token, Importance::Low)
+            .unwrap()
+            .with(key, "x")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            BuildError::KeySpelling {
+                token: catalogue::alert_type(token).unwrap().token,
+                key: key.into(),
+                spelling
+            }
+        );
+    }
+    let err = AlertBuilder::new("file_web", Importance::Low)
+        .unwrap()
+        .with("fname", "x")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "key `fname` is not allowed for type `file_web`: the catalogue spells it `fName`"
+    );
+    assert_eq!(
+        ActivityRecordBuilder::new("auth", "x")
+            .unwrap()
+            .with("DVS", "n")
+            .unwrap_err(),
+        BuildError::KeySpelling {
+            token: "auth",
+            key: "DVS".into(),
+            spelling: "dvs"
+        }
+    );
+}
+
+#[test]
+fn url_web_carries_standard_keys_and_a_custom_string_with_its_label() {
+    let r = AlertBuilder::new("url_web", Importance::High)
+        .unwrap()
+        .with("cs1Label", "verdicts")
+        .unwrap()
+        .with("request", "http://bad.example/x?a=b")
+        .unwrap()
+        .with("eventId", "9")
+        .unwrap()
+        .with("cs1", "Phishing")
+        .unwrap()
+        .with("dst", "198.51.100.4")
+        .unwrap()
+        .with("dvchost", "relay-1")
+        .unwrap()
+        .build()
+        .unwrap();
+    assert_eq!(
+        keys(&r),
+        ["dvchost", "eventId", "cs1", "cs1Label", "dst", "request"]
+    );
+    assert_eq!(r.get("request"), Some("http://bad.example/x?a=b"));
+    assert!(
+        r.extension().key_is_borrowed(5),
+        "extra keys are the catalogue's strings"
+    );
+    assert!(r.to_cef_string().ends_with(
+        "|dvchost=relay-1 eventId=9 cs1=Phishing cs1Label=verdicts dst=198.51.100.4 \
+         request=http://bad.example/x?a\\=b"
+    ));
+}
+
+#[test]
+fn dns_carries_the_destination_dns_domain() {
+    let b = AlertBuilder::new("dns", Importance::Medium)
+        .unwrap()
+        .with("destinationDnsDomain", "bad.example")
+        .unwrap()
+        .with("src", "10.0.0.9")
+        .unwrap();
+    assert_eq!(b.get("destinationDnsDomain"), Some("bad.example"));
+    let r = b.build().unwrap();
+    assert_eq!(keys(&r), ["src", "destinationDnsDomain"]);
+}
+
+#[test]
+fn extra_keys_follow_listed_keys_in_byte_order_whatever_the_call_order() {
+    let extras = [
+        ("suser", "u"),
+        ("KasperskyLabKATAfileSHA256", "h"),
+        ("cs2Label", "l2"),
+        ("act", "blocked"),
+        ("cs2", "v2"),
+        ("deviceCustomDate1Label", "first seen"),
+        ("deviceCustomDate1", "Mar 14 2024 10:15:42"),
+        ("fName", "a.exe"),
+    ];
+    let build = |order: &mut dyn Iterator<Item = &(&str, &str)>| {
+        let mut b = AlertBuilder::new("ids", Importance::Low).unwrap();
+        b.set("rt", "1").unwrap();
+        for (k, v) in order {
+            b.set(k, *v).unwrap();
+        }
+        b.set("dvchost", "n").unwrap();
+        b.build().unwrap()
+    };
+    let forward = build(&mut extras.iter());
+    let backward = build(&mut extras.iter().rev());
+    assert_eq!(forward, backward);
+    assert_eq!(forward.to_cef_string(), backward.to_cef_string());
+    assert_eq!(
+        keys(&forward),
+        [
+            "dvchost",
+            "rt",
+            "KasperskyLabKATAfileSHA256",
+            "act",
+            "cs2",
+            "cs2Label",
+            "deviceCustomDate1",
+            "deviceCustomDate1Label",
+            "fName",
+            "suser"
+        ]
+    );
+}
+
+#[test]
+fn an_extra_key_set_again_is_replaced_and_set_empty_is_removed() {
+    let mut b = AlertBuilder::new("url_mail", Importance::Low).unwrap();
+    b.set("msg", "first").unwrap();
+    b.set("msg", "second").unwrap();
+    b.set("act", "").unwrap();
+    assert_eq!(b.get("msg"), Some("second"));
+    assert_eq!(b.get("act"), None);
+    let r = b.clone().build().unwrap();
+    assert_eq!(keys(&r), ["msg"]);
+    b.set("msg", "").unwrap();
+    assert_eq!(b.get("msg"), None);
+    assert!(b.build().unwrap().extension().is_empty());
+}
+
+#[test]
+fn taa_messages_each_carry_the_extra_keys() {
+    let msgs = AlertBuilder::new("taaScanning", Importance::High)
+        .unwrap()
+        .with("cs1Label", "IOA rule")
+        .unwrap()
+        .with("sproc", "powershell.exe")
+        .unwrap()
+        .with_ioa_rule("r1")
+        .unwrap()
+        .with_ioa_rule("r2")
+        .unwrap()
+        .build_messages()
+        .unwrap();
+    for (msg, rule) in msgs.iter().zip(["r1", "r2"]) {
+        assert_eq!(keys(msg), ["cs1", "cs1Label", "sproc"]);
+        assert_eq!(msg.get("cs1"), Some(rule));
+    }
 }
 
 #[test]
