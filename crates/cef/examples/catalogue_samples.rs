@@ -1,11 +1,14 @@
-//! Prints one JSON line per message of every catalogue type (each alert type, every message of
-//! a TAA alert, an activity-log record, a heartbeat): the CEF text and the values it must read
-//! back as. `tests/checks/third-party-cef.sh` feeds them to third-party CEF parsers.
+//! Prints one JSON line per message of every catalogue type (each alert type with its listed
+//! keys, then again with every extra key of the standard dictionary and KATA's as well; every
+//! message of a TAA alert; an activity-log record; a heartbeat): the CEF text and the values it
+//! must read back as. `tests/checks/third-party-cef.sh` feeds them to third-party CEF parsers.
 //!
 //! `cargo run -p cef --example catalogue_samples`
 #![allow(clippy::print_stdout)] // printing is this program's job
 
-use cef::catalogue::{ACTIVITY_AREAS, ACTIVITY_KEYS, ALERT_TYPES};
+use cef::catalogue::{
+    ACTIVITY_AREAS, ACTIVITY_KEYS, ALERT_TYPES, KATA_KEYS, STANDARD_KEYS, TypeSpec,
+};
 use cef::{ActivityRecordBuilder, AlertBuilder, HeartbeatBuilder, Importance, Record, RtFormat};
 
 /// A value that exercises every escaping rule and a few parser traps.
@@ -33,19 +36,33 @@ fn print_record(record: &Record) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    for spec in ALERT_TYPES {
-        let mut b = AlertBuilder::new(spec.token, Importance::High)?;
-        for key in spec.keys {
+/// Every message of an alert of type `spec` with a value for each listed key and, if `extra`,
+/// for each extra key too.
+fn alert_messages(spec: &TypeSpec, extra: bool) -> Result<Vec<Record>, cef::BuildError> {
+    let mut b = AlertBuilder::new(spec.token, Importance::High)?;
+    for key in spec.keys {
+        b.set(key, tricky_value(key))?;
+    }
+    if extra {
+        // Listed keys among them are set again to the same value.
+        for key in STANDARD_KEYS.iter().chain(KATA_KEYS) {
             b.set(key, tricky_value(key))?;
         }
-        if spec.one_message_per_rule {
-            b = b
-                .with_ioa_rule("Suspicious PowerShell = encoded|command")?
-                .with_ioa_rule("LSASS \\ access")?;
-        }
-        for record in b.build_messages()? {
-            print_record(&record)?;
+    }
+    if spec.one_message_per_rule {
+        b = b
+            .with_ioa_rule("Suspicious PowerShell = encoded|command")?
+            .with_ioa_rule("LSASS \\ access")?;
+    }
+    b.build_messages()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    for spec in ALERT_TYPES {
+        for extra in [false, true] {
+            for record in alert_messages(spec, extra)? {
+                print_record(&record)?;
+            }
         }
     }
     for area in ACTIVITY_AREAS {

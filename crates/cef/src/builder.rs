@@ -1,5 +1,6 @@
 //! Typed builders: an alert, an activity-log record, a heartbeat. Each checks keys against the
-//! catalogue, leaves out empty values, and writes keys in the catalogue's order.
+//! catalogue, leaves out empty values, and writes the type's listed keys in the catalogue's order,
+//! then an alert's extra keys (standard dictionary and KATA keys) in byte order of the key.
 
 use std::borrow::Cow;
 
@@ -11,44 +12,83 @@ use crate::error::BuildError;
 use crate::record::{Extension, Importance, Record};
 use crate::time::{RtFormat, format_rt};
 
-/// Values for a fixed list of keys, one slot per key.
+/// Values for a fixed list of keys, one slot per key, and for an open type the extra keys that
+/// were set, kept sorted by key.
 #[derive(Debug, Clone)]
 struct Slots {
     token: &'static str,
     keys: &'static [&'static str],
     values: Vec<Option<String>>,
+    /// Whether keys of [`catalogue::extra_key`] are accepted besides `keys`.
+    open: bool,
+    /// Extra keys with their values: sorted by key, no key twice, no empty value.
+    extras: Vec<(&'static str, String)>,
 }
 
 impl Slots {
-    fn new(token: &'static str, keys: &'static [&'static str]) -> Self {
+    fn new(token: &'static str, keys: &'static [&'static str], open: bool) -> Self {
         Self {
             token,
             keys,
             values: vec![None; keys.len()],
+            open,
+            extras: Vec::new(),
         }
     }
 
     fn set(&mut self, key: &str, value: String) -> Result<(), BuildError> {
-        let i =
-            self.keys
-                .iter()
-                .position(|k| *k == key)
-                .ok_or_else(|| BuildError::KeyNotAllowed {
-                    token: self.token,
-                    key: key.to_owned(),
-                })?;
-        self.values[i] = (!value.is_empty()).then_some(value);
+        if let Some(i) = self.keys.iter().position(|k| *k == key) {
+            self.values[i] = (!value.is_empty()).then_some(value);
+            return Ok(());
+        }
+        let key = self
+            .open
+            .then(|| catalogue::extra_key(key))
+            .flatten()
+            .ok_or_else(|| self.refusal(key))?;
+        match (
+            self.extras.binary_search_by(|(k, _)| k.cmp(&key)),
+            value.is_empty(),
+        ) {
+            (Ok(i), true) => {
+                self.extras.remove(i);
+            }
+            (Ok(i), false) => self.extras[i].1 = value,
+            (Err(_), true) => {}
+            (Err(i), false) => self.extras.insert(i, (key, value)),
+        }
         Ok(())
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
-        let i = self.keys.iter().position(|k| *k == key)?;
-        self.values[i].as_deref()
+    /// The error for a key this record type may not carry, with the catalogue's spelling if the
+    /// key differs from an allowed one only in case.
+    fn refusal(&self, key: &str) -> BuildError {
+        let token = self.token;
+        match catalogue::spelling_of(self.keys, self.open, key) {
+            Some(spelling) => BuildError::KeySpelling {
+                token,
+                key: key.to_owned(),
+                spelling,
+            },
+            None => BuildError::KeyNotAllowed {
+                token,
+                key: key.to_owned(),
+            },
+        }
     }
 
-    /// The set values in catalogue order; `override_key` replaces one value.
+    fn get(&self, key: &str) -> Option<&str> {
+        if let Some(i) = self.keys.iter().position(|k| *k == key) {
+            return self.values[i].as_deref();
+        }
+        let i = self.extras.binary_search_by(|(k, _)| (*k).cmp(key)).ok()?;
+        Some(&self.extras[i].1)
+    }
+
+    /// The set values: listed keys in catalogue order, then extra keys in byte order;
+    /// `override_key` replaces the value of one listed key.
     fn extension(&self, override_key: Option<(&'static str, &str)>) -> Extension {
-        let mut ext = Extension::with_capacity(self.keys.len(), 256);
+        let mut ext = Extension::with_capacity(self.keys.len() + self.extras.len(), 256);
         for (key, value) in self.keys.iter().zip(&self.values) {
             let value = match override_key {
                 Some((k, v)) if k == *key => Some(v),
@@ -57,6 +97,9 @@ impl Slots {
             if let Some(value) = value.filter(|v| !v.is_empty()) {
                 ext.push(*key, value);
             }
+        }
+        for (key, value) in &self.extras {
+            ext.push(*key, value);
         }
         ext
     }
@@ -75,15 +118,24 @@ fn header_text(
 
 /// Builds an alert of a catalogue type.
 ///
+/// The alert may carry the keys its type lists ([`TypeSpec::keys`]), written first in that order,
+/// and any key of the standard CEF dictionary ([`catalogue::STANDARD_KEYS`]) or KATA key
+/// ([`catalogue::KATA_KEYS`]), written after them in byte order of the key. Keys are
+/// case-sensitive.
+///
 /// ```
-/// use cef::{AlertBuilder, Importance};
-/// let alert = AlertBuilder::new("file_web", Importance::High)?
+/// use cef::{AlertBuilder, BuildError, Importance};
+/// let alert = AlertBuilder::new("url_web", Importance::High)?
+///     .with("request", "http://x.example/a")? // a standard key `url_web` does not list
 ///     .with("dvchost", "relay-1")?
-///     .with("suser", "")? // empty values are left out
+///     .with("shost", "")? // empty values are left out
 ///     .build()?;
 /// assert_eq!(alert.to_cef_string(),
-///     "CEF:0|AO Kaspersky Lab|Kaspersky Anti Targeted Attack Platform|5.0.0-5201|file_web|\
-///      File from web detected|High|dvchost=relay-1");
+///     "CEF:0|AO Kaspersky Lab|Kaspersky Anti Targeted Attack Platform|5.0.0-5201|url_web|\
+///      URL from web detected|High|dvchost=relay-1 request=http://x.example/a");
+/// let refused = AlertBuilder::new("url_web", Importance::High)?.with("foo", "x");
+/// let foo = BuildError::KeyNotAllowed { token: "url_web", key: "foo".into() };
+/// assert_eq!(refused.unwrap_err(), foo);
 /// assert!(AlertBuilder::new("file_web", Importance::High)?.with("fname", "x").is_err());
 /// # Ok::<(), cef::BuildError>(())
 /// ```
@@ -106,7 +158,7 @@ impl AlertBuilder {
             spec,
             importance,
             version: Cow::Borrowed(DEFAULT_PRODUCT_VERSION),
-            slots: Slots::new(spec.token, spec.keys),
+            slots: Slots::new(spec.token, spec.keys, spec.open),
             ioa_rules: Vec::new(),
         })
     }
@@ -125,8 +177,8 @@ impl AlertBuilder {
         Ok(self)
     }
 
-    /// Sets a key's value; an empty value removes the key. Fails if the type does not allow the
-    /// key.
+    /// Sets a key's value; an empty value removes the key. Fails, naming the key and the type, if
+    /// the type may not carry the key (see [`TypeSpec::allows`]).
     pub fn set(&mut self, key: &str, value: impl Into<String>) -> Result<(), BuildError> {
         self.slots.set(key, value.into())
     }
@@ -214,7 +266,8 @@ impl AlertBuilder {
 /// Builds an activity-log record: one user action in the management interface.
 ///
 /// The header type token is the area (see [`catalogue::ACTIVITY_AREAS`]), the name says what was
-/// done, the importance is `Low` unless set. Keys: `dvs`, `eventId`, `rt`, `src`, `suser`, `cs1`.
+/// done, the importance is `Low` unless set. Keys: `dvs`, `eventId`, `rt`, `src`, `suser`, `cs1`,
+/// and no other: KATA's activity log has this fixed set (with its own `dvs` spelling).
 #[derive(Debug, Clone)]
 pub struct ActivityRecordBuilder {
     area: &'static str,
@@ -239,7 +292,7 @@ impl ActivityRecordBuilder {
             name: header_text("name", action.into())?,
             importance: Importance::Low,
             version: Cow::Borrowed(DEFAULT_PRODUCT_VERSION),
-            slots: Slots::new(area, ACTIVITY_KEYS),
+            slots: Slots::new(area, ACTIVITY_KEYS, false),
         })
     }
 
@@ -301,7 +354,7 @@ impl HeartbeatBuilder {
     pub fn new() -> Self {
         Self {
             version: Cow::Borrowed(DEFAULT_PRODUCT_VERSION),
-            slots: Slots::new(HEARTBEAT.token, HEARTBEAT.keys),
+            slots: Slots::new(HEARTBEAT.token, HEARTBEAT.keys, HEARTBEAT.open),
         }
     }
 
@@ -358,160 +411,4 @@ impl HeartbeatBuilder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn keys(r: &Record) -> Vec<&str> {
-        r.extension().iter().map(|(k, _)| k).collect()
-    }
-
-    #[test]
-    fn unknown_type_and_disallowed_key_are_refused_by_name() {
-        assert_eq!(
-            AlertBuilder::new("file_webb", Importance::Low).unwrap_err(),
-            BuildError::UnknownAlertType {
-                token: "file_webb".into()
-            }
-        );
-        let err = AlertBuilder::new("file_mail", Importance::Low)
-            .unwrap()
-            .with("dst", "1.2.3.4");
-        assert_eq!(
-            err.unwrap_err(),
-            BuildError::KeyNotAllowed {
-                token: "file_mail",
-                key: "dst".into()
-            }
-        );
-        // case-sensitive
-        assert!(
-            AlertBuilder::new("file_web", Importance::Low)
-                .unwrap()
-                .with("FNAME", "x")
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn keys_come_out_in_catalogue_order_and_empty_values_are_omitted() {
-        let r = AlertBuilder::new("file_web", Importance::Medium)
-            .unwrap()
-            .with("request", "http://x")
-            .unwrap()
-            .with("dvchost", "n1")
-            .unwrap()
-            .with("suser", "")
-            .unwrap()
-            .with("src", "10.0.0.1")
-            .unwrap()
-            .build()
-            .unwrap();
-        assert_eq!(keys(&r), ["dvchost", "src", "request"]);
-        assert_eq!(r.severity(), "Medium");
-    }
-
-    #[test]
-    fn setting_an_empty_value_removes_an_earlier_one() {
-        let mut b = AlertBuilder::new("dns", Importance::Low).unwrap();
-        b.set("shost", "pc-1").unwrap();
-        b.set("shost", "").unwrap();
-        assert_eq!(b.get("shost"), None);
-        assert!(b.build().unwrap().extension().is_empty());
-    }
-
-    #[test]
-    fn taa_alert_becomes_one_message_per_ioa_rule() {
-        let msgs = AlertBuilder::new("taaScanning", Importance::High)
-            .unwrap()
-            .with("eventId", "77")
-            .unwrap()
-            .with_ioa_rule("Suspicious PowerShell")
-            .unwrap()
-            .with_ioa_rule("Credential dumping")
-            .unwrap()
-            .build_messages()
-            .unwrap();
-        assert_eq!(msgs.len(), 2);
-        assert_eq!(msgs[0].get("cs1"), Some("Suspicious PowerShell"));
-        assert_eq!(msgs[1].get("cs1"), Some("Credential dumping"));
-        assert!(msgs.iter().all(|m| m.get("eventId") == Some("77")));
-        let b = AlertBuilder::new("taaScanning", Importance::High).unwrap();
-        assert!(matches!(
-            b.clone().build(),
-            Err(BuildError::MultiMessage { .. })
-        ));
-        assert!(matches!(
-            b.build_messages(),
-            Err(BuildError::MultiMessage { .. })
-        ));
-        assert!(
-            AlertBuilder::new("ids", Importance::Low)
-                .unwrap()
-                .with_ioa_rule("r")
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn activity_record_has_its_keys_and_low_importance() {
-        let r = ActivityRecordBuilder::new("siem", "Settings changed")
-            .unwrap()
-            .with("suser", "admin")
-            .unwrap()
-            .with("dvs", "10.0.0.5")
-            .unwrap()
-            .build();
-        assert_eq!(r.type_token(), "siem");
-        assert_eq!(r.severity(), "Low");
-        assert_eq!(keys(&r), ["dvs", "suser"]);
-        assert!(ActivityRecordBuilder::new("nowhere", "x").is_err());
-        assert_eq!(
-            ActivityRecordBuilder::new("siem", "a\nb").unwrap_err(),
-            BuildError::HeaderLineBreak { field: "name" }
-        );
-        assert!(
-            ActivityRecordBuilder::new("auth", "x")
-                .unwrap()
-                .with("dvchost", "n")
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn heartbeat_has_severity_zero_and_component_pairs() {
-        let r = HeartbeatBuilder::new()
-            .dvchost("relay-1")
-            .rt(0, RtFormat::EpochMillis)
-            .component(2, "delivery", 1)
-            .unwrap()
-            .component(1, "raft", 0)
-            .unwrap()
-            .build();
-        assert_eq!(r.severity(), "0");
-        assert_eq!(
-            keys(&r),
-            [
-                "dvchost",
-                "rt",
-                "KasperskyLabKATAcomponent1Name",
-                "KasperskyLabKATAcomponent1State",
-                "KasperskyLabKATAcomponent2Name",
-                "KasperskyLabKATAcomponent2State"
-            ]
-        );
-        assert_eq!(r.get("KasperskyLabKATAcomponent2State"), Some("1"));
-        assert!(HeartbeatBuilder::new().component(13, "x", 0).is_err());
-        assert!(HeartbeatBuilder::new().component(0, "x", 0).is_err());
-    }
-
-    #[test]
-    fn product_version_with_line_break_is_refused() {
-        let b = AlertBuilder::new("ids", Importance::Low).unwrap();
-        assert_eq!(
-            b.product_version("5.0\n").unwrap_err(),
-            BuildError::HeaderLineBreak {
-                field: "device_version"
-            }
-        );
-    }
-}
+mod tests;

@@ -18,13 +18,25 @@ pub enum BuildError {
         /// The area that was asked for.
         area: String,
     },
-    /// The key is not allowed for this record type by the catalogue.
+    /// The key is neither listed for this record type by the catalogue nor, for an alert, a key
+    /// of the standard CEF dictionary or a KATA key.
     #[error("key `{key}` is not allowed for type `{token}`")]
     KeyNotAllowed {
         /// The record type token.
         token: &'static str,
         /// The refused key.
         key: String,
+    },
+    /// The key is allowed for this record type only with another ASCII case (`fname` for
+    /// `fName`): keys are case-sensitive.
+    #[error("key `{key}` is not allowed for type `{token}`: the catalogue spells it `{spelling}`")]
+    KeySpelling {
+        /// The record type token.
+        token: &'static str,
+        /// The refused key.
+        key: String,
+        /// The catalogue's spelling of the key.
+        spelling: &'static str,
     },
     /// An extension key has a character other than an ASCII letter or digit, or is empty.
     #[error("extension key `{key}` must be one or more ASCII letters and digits")]

@@ -1,12 +1,14 @@
 //! Property tests: whatever the values, `parse(encode(x)) == x`, for every envelope and framing,
-//! and a cut message is still well formed.
+//! for arbitrary records and for catalogue alerts carrying extra dictionary keys, and a cut
+//! message is still well formed.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a test failure with its location
 
 mod common;
 
+use cef::catalogue::{ALERT_TYPES, KATA_KEYS, STANDARD_KEYS, TypeSpec};
 use cef::{
-    Facility, Field, Framing, Record, Severity, SyslogEncoder, SyslogFormat, SyslogTimestamp,
-    decode_frame, parse_frame,
+    AlertBuilder, Facility, Field, Framing, Importance, Record, Severity, SyslogEncoder,
+    SyslogFormat, SyslogTimestamp, decode_frame, parse_frame,
 };
 use common::{header_string, seeded_config, tricky_string};
 use proptest::prelude::*;
@@ -33,6 +35,37 @@ fn arb_record() -> impl Strategy<Value = Record> {
         )
         .expect("the strategy avoids line breaks in the header")
     })
+}
+
+/// An alert of a random catalogue type built by [`AlertBuilder`]: some of the keys its type lists
+/// and some extra keys of the standard dictionary and KATA's, each with an arbitrary value (an
+/// empty one leaves the key out). A TAA alert gives its first message.
+fn arb_alert() -> impl Strategy<Value = Record> {
+    let extra_keys: Vec<&'static str> = STANDARD_KEYS.iter().chain(KATA_KEYS).copied().collect();
+    let importance = prop_oneof![
+        Just(Importance::Low),
+        Just(Importance::Medium),
+        Just(Importance::High)
+    ];
+    (
+        prop::sample::select(ALERT_TYPES.iter().collect::<Vec<&'static TypeSpec>>()),
+        importance,
+        prop::collection::vec((any::<prop::sample::Index>(), tricky_string(24)), 0..8),
+        prop::collection::vec((prop::sample::select(extra_keys), tricky_string(24)), 0..10),
+    )
+        .prop_map(|(spec, importance, listed, extra)| {
+            let mut b = AlertBuilder::new(spec.token, importance).unwrap();
+            for (index, value) in listed {
+                b.set(index.get::<&str>(spec.keys), value).unwrap();
+            }
+            for (key, value) in extra {
+                b.set(key, value).unwrap();
+            }
+            if spec.one_message_per_rule {
+                b = b.with_ioa_rule("rule = a|b").unwrap();
+            }
+            b.build_messages().unwrap().swap_remove(0)
+        })
 }
 
 /// A syslog header token: printable ASCII without spaces, not `-` alone, and in RFC 3164 without
@@ -184,6 +217,16 @@ fn parse_of_encode_is_identity() {
     let mut runner = TestRunner::new(seeded_config(10_000));
     runner
         .run(&(arb_record(), arb_envelope()), |(record, e)| {
+            check_round_trip(&record, &e)
+        })
+        .unwrap();
+}
+
+#[test]
+fn alerts_with_extra_dictionary_keys_round_trip() {
+    let mut runner = TestRunner::new(seeded_config(5_000));
+    runner
+        .run(&(arb_alert(), arb_envelope()), |(record, e)| {
             check_round_trip(&record, &e)
         })
         .unwrap();
