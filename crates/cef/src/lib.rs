@@ -11,7 +11,8 @@
 //!   check keys against the catalogue and leave out empty values, producing a [`Record`];
 //! - CEF header and extension **escaping**, `rt` formatting ([`RtFormat`]);
 //! - syslog **envelopes** RFC 5424 and RFC 3164, **framing** (octet counting, LF, UDP datagram) and
-//!   **truncation** to `max_message_bytes`, all in [`SyslogEncoder`];
+//!   **truncation** to `max_message_bytes`, all in [`SyslogEncoder`]; [`encode_frame`] frames an
+//!   already-encoded message, for senders (the delivery engine) that hold messages unframed;
 //! - a **parser** for the same formats ([`decode_frame`], [`parse_syslog`], [`parse_cef`]) that
 //!   never panics and says what is wrong and where.
 //!
@@ -50,7 +51,7 @@ mod time;
 
 pub use builder::{ActivityRecordBuilder, AlertBuilder, HeartbeatBuilder};
 pub use error::{BuildError, ParseError, ParseErrorKind};
-pub use frame::{Framing, decode_frame};
+pub use frame::{Framing, decode_frame, encode_frame};
 pub use parse::{SyslogMessage, SyslogTimestamp, parse_cef, parse_frame, parse_syslog};
 pub use record::{Extension, Field, Importance, Pairs, Record};
 pub use syslog::{

@@ -1,4 +1,4 @@
-//! Encoding into a reused buffer allocates nothing: counted with a global allocator.
+//! Encoding and framing into a reused buffer allocate nothing: counted with a global allocator.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a test failure with its location
 #![allow(unsafe_code)]
 
@@ -91,5 +91,23 @@ fn encode_into_a_reused_buffer_allocates_nothing() {
             allocations() > before,
             "the counting allocator saw no allocation"
         );
+    }
+}
+
+#[test]
+fn framing_into_a_reused_buffer_allocates_nothing() {
+    let message = vec![b'x'; 1024];
+    let mut buf = Vec::with_capacity(64 * 1100);
+    for framing in [Framing::OctetCounting, Framing::Lf, Framing::Datagram] {
+        let before = allocations();
+        for _ in 0..1000 {
+            buf.clear();
+            for _ in 0..64 {
+                cef::encode_frame(&message, framing, &mut buf);
+            }
+        }
+        let made = allocations() - before;
+        assert_eq!(made, 0, "{framing:?}: {made} allocations in 64 000 frames");
+        assert!(buf.len() >= 64 * 1024);
     }
 }

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use cef::Framing;
+
 use crate::error::DeliveryError;
 use crate::pool::PoolSettings;
 
@@ -17,15 +19,6 @@ pub enum Protocol {
     Tls,
     /// RELP (rsyslog's reliable protocol) over TCP, confirmed by `rsp 200`.
     Relp,
-}
-
-/// Framing of messages on TCP and TLS (UDP and RELP carry one message per datagram/command).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// `LEN SP MSG` (RFC 6587 octet counting; mandatory over TLS by RFC 5425).
-    OctetCounting,
-    /// `MSG LF` (non-transparent framing).
-    Lf,
 }
 
 /// TLS settings: trust anchors and optional client identity, all PEM.
@@ -99,7 +92,9 @@ pub struct DeliveryConfig {
     pub port: u16,
     /// Transport.
     pub protocol: Protocol,
-    /// Framing on TCP/TLS.
+    /// Framing on TCP and TLS ([`Framing::OctetCounting`] or [`Framing::Lf`]), applied by
+    /// `cef::encode_frame`. UDP always sends one message per datagram and RELP frames its own
+    /// `syslog` commands: neither uses this.
     pub framing: Framing,
     /// TLS settings (required when `protocol` is TLS).
     pub tls: Option<TlsSettings>,
@@ -179,6 +174,12 @@ impl DeliveryConfig {
         if self.protocol == Protocol::Tls && self.framing != Framing::OctetCounting {
             return bad("framing", "RFC 5425 requires octet counting over TLS");
         }
+        if self.protocol == Protocol::Tcp && self.framing == Framing::Datagram {
+            return bad(
+                "framing",
+                "a TCP stream needs octet counting or LF between messages",
+            );
+        }
         if self.ttl_min > self.ttl_max {
             return bad("ttl_min", "must not exceed ttl_max");
         }
@@ -237,5 +238,23 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn tcp_with_datagram_framing_is_refused() {
+        let mut c = DeliveryConfig::new("siem.example", 514, Protocol::Tcp);
+        c.framing = Framing::Datagram;
+        assert!(matches!(
+            c.validate(),
+            Err(DeliveryError::InvalidConfig {
+                field: "framing",
+                ..
+            })
+        ));
+        c.protocol = Protocol::Udp;
+        assert!(
+            c.validate().is_ok(),
+            "UDP sends datagrams whatever the framing"
+        );
     }
 }

@@ -12,8 +12,9 @@
 //! - [`DeliveryEngine`], the async shell: a bounded input queue of `(seq, bytes)`, a confirmation
 //!   watermark, a status snapshot and metrics.
 //!
-//! What it is not: it knows nothing of Raft, of CEF or of the outbox. It frames messages itself
-//! (octet counting or LF) and never looks inside them. See `docs/delivery.md`.
+//! What it is not: it knows nothing of Raft, of CEF records or of the outbox, and never looks
+//! inside a message. Framing (octet counting, LF) belongs to the `cef` crate
+//! (`cef::encode_frame`); this crate writes the framed bytes. See `docs/delivery.md`.
 
 pub mod config;
 pub mod engine;
@@ -26,7 +27,9 @@ pub mod status;
 pub mod tls;
 pub mod transport;
 
-pub use config::{DeliveryConfig, Framing, Protocol, Timeouts, TlsSettings};
+/// The framing of [`DeliveryConfig::framing`]: the `cef` crate's own type, re-exported.
+pub use cef::Framing;
+pub use config::{DeliveryConfig, Protocol, Timeouts, TlsSettings};
 pub use engine::{DeliveryEngine, Message, ShutdownReport};
 pub use error::DeliveryError;
 pub use status::{AddressStatus, EngineStatus, FailoverRecord};

@@ -3,6 +3,8 @@
 //! The client sends `open` (offer), then `syslog` commands, then `close`; the server answers each
 //! with `rsp` carrying `200 OK` or an error code, and may send `serverclose` (txnr 0) at any time.
 
+use std::io::Write;
+
 use bytes::{Buf, BytesMut};
 
 /// Largest transaction number; the next one after it is 1.
@@ -19,13 +21,10 @@ pub fn next_txnr(txnr: u64) -> u64 {
     if txnr >= MAX_TXNR { 1 } else { txnr + 1 }
 }
 
-/// Appends one command frame to `out`.
+/// Appends one command frame to `out`; allocates nothing when `out` has room.
 pub fn encode_frame(out: &mut Vec<u8>, txnr: u64, command: &str, data: &[u8]) {
-    out.extend_from_slice(txnr.to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(command.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(data.len().to_string().as_bytes());
+    // Numbers are formatted straight into `out` (writing into a `Vec` cannot fail).
+    let _ = write!(out, "{txnr} {command} {}", data.len());
     if !data.is_empty() {
         out.push(b' ');
         out.extend_from_slice(data);

@@ -4,19 +4,76 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
 use tokio::time::{sleep, sleep_until, timeout};
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info_span};
 
-use super::runner::*;
-use super::{Control, Message};
-use crate::config::{Framing, Protocol};
+use super::Control;
+use super::runner::Runner;
+use crate::config::{DeliveryConfig, Protocol};
 use crate::error::DeliveryError;
 use crate::relp;
-use crate::status::{FailoverRecord, metric};
+use crate::status::metric;
 use crate::transport::{self, ByteStream};
 
+/// Most bytes framed into one write.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// RELP: most `syslog` commands awaiting their `rsp`.
+const RELP_WINDOW: usize = 1024;
+
+/// How a connection ended without failing.
+pub(super) enum ConnEnd {
+    Reconfigure(Box<DeliveryConfig>, oneshot::Sender<()>),
+    AddressRemoved,
+    Stopped,
+}
+
+enum Link {
+    Stream {
+        s: ByteStream,
+        relp: Option<RelpSession>,
+    },
+    Udp(UdpSocket),
+}
+
+struct RelpSession {
+    next_txnr: u64,
+    rbuf: BytesMut,
+    inflight: usize,
+}
+
+/// Send-queue progress watch for TCP/TLS.
+struct AckWatch {
+    last_acked: u64,
+    last_progress: Instant,
+}
+
+/// The framed bytes of one stream write and each message's mark (its end offset in the
+/// connection's byte count, or its RELP transaction number). Reused from one write to the next,
+/// so that writing allocates nothing once the buffers have grown to a batch.
+#[derive(Default)]
+struct WriteBatch {
+    bytes: Vec<u8>,
+    marks: Vec<u64>,
+}
+
+impl WriteBatch {
+    const CAPACITY: usize = WRITE_BATCH_BYTES + 1024;
+
+    fn clear(&mut self) {
+        // One large message may have grown the buffer; do not keep that for the connection.
+        if self.bytes.capacity() > 4 * Self::CAPACITY {
+            self.bytes = Vec::new();
+        }
+        self.bytes.clear();
+        self.bytes.reserve(Self::CAPACITY);
+        self.marks.clear();
+    }
+}
+
 impl Runner {
-    pub(super) async fn connect(&self, addr: SocketAddr) -> Result<Link, DeliveryError> {
+    async fn connect(&self, addr: SocketAddr) -> Result<Link, DeliveryError> {
         let t = &self.config.timeouts;
         match self.config.protocol {
             Protocol::Udp => Ok(Link::Udp(transport::connect_udp(addr).await?)),
@@ -58,26 +115,22 @@ impl Runner {
         let span = info_span!("siem_connection", %addr, protocol = ?self.config.protocol);
         async {
             let mut link = self.connect(addr).await?;
-            self.counters.connections += 1;
-            info!("connected");
+            self.on_connected(addr);
             // Everything unconfirmed is written again, in order, on this connection.
-            let resend = self.pending.iter().filter(|p| p.times_sent > 0).count();
-            self.sent_count = 0;
-            for p in &mut self.pending {
-                p.mark = None;
-                p.acked = false;
-            }
+            let resend = self.window.restart();
             let mut watch = AckWatch {
                 last_acked: 0,
                 last_progress: Instant::now(),
             };
+            let mut batch = WriteBatch::default();
             let mut resumed = false;
             let mut scratch = vec![0u8; 4096];
             let is_relp = matches!(&link, Link::Stream { relp: Some(_), .. });
             let is_stream = matches!(&link, Link::Stream { relp: None, .. });
-            self.publish_status(Some(addr), true);
             loop {
-                let wrote = self.write_unsent(&mut link, addr, &mut watch).await?;
+                let wrote = self
+                    .write_unwritten(&mut link, addr, &mut watch, &mut batch)
+                    .await?;
                 if let Some(at) = wrote
                     && !resumed
                 {
@@ -87,8 +140,8 @@ impl Runner {
                 if is_stream {
                     self.check_acks(&link, addr, &mut watch)?;
                 }
-                if self.stop.is_some() {
-                    if self.pending.is_empty() && self.input_closed {
+                if self.stop_deadline().is_some() {
+                    if self.window.is_empty() && self.input_closed {
                         close_link(&mut link, self.config.timeouts.handshake).await;
                         return Ok(ConnEnd::Stopped);
                     }
@@ -96,23 +149,19 @@ impl Runner {
                         return Ok(ConnEnd::Stopped);
                     }
                 }
-                if self.last_publish.elapsed() >= Duration::from_millis(50) {
-                    self.publish_status(Some(addr), true);
-                }
+                self.refresh_status(addr);
                 if is_relp {
                     self.check_relp_progress(&link, addr, &watch)?;
                 }
-                let unconfirmed_sent = is_stream && self.sent_count > 0;
+                let unconfirmed_written = is_stream && self.window.written() > 0;
                 // RELP: wake up to check that responses keep coming while some are awaited.
-                let relp_waiting = is_relp && self.sent_count > 0;
+                let relp_waiting = is_relp && self.window.written() > 0;
                 let relp_poll = (self.config.timeouts.send_queue_stall / 20)
                     .max(Duration::from_millis(10));
-                let room = !self.input_closed
-                    && self.pending.len() < self.config.max_unconfirmed
-                    && self.pending_bytes < self.config.max_unconfirmed_bytes;
+                let room = !self.input_closed && self.window.has_room();
                 let poll = self.config.timeouts.confirm_poll;
+                let stop_at = self.stop_deadline();
                 let far = Instant::now() + Duration::from_secs(3600);
-                let stop_at = self.stop.as_ref().map(|(d, _)| *d).unwrap_or(far);
                 tokio::select! {
                     r = link_recv(&mut link, &mut scratch) => {
                         match r {
@@ -128,12 +177,10 @@ impl Runner {
                     m = self.input.recv(), if room => {
                         match m {
                             Some(m) => {
-                                self.push(m);
-                                while self.pending.len() < self.config.max_unconfirmed
-                                    && self.pending_bytes < self.config.max_unconfirmed_bytes
-                                {
+                                self.take_in(m);
+                                while self.window.has_room() {
                                     match self.input.try_recv() {
-                                        Ok(m) => self.push(m),
+                                        Ok(m) => self.take_in(m),
                                         Err(_) => break,
                                     }
                                 }
@@ -141,7 +188,7 @@ impl Runner {
                             None => self.input_closed = true,
                         }
                     }
-                    _ = sleep(poll), if unconfirmed_sent => {}
+                    _ = sleep(poll), if unconfirmed_written => {}
                     _ = sleep(relp_poll), if relp_waiting => {}
                     _ = self.resolver.results.changed() => {
                         self.apply_resolution();
@@ -158,7 +205,7 @@ impl Runner {
                         Some(Control::Shutdown(deadline, reply)) => self.begin_stop(deadline, reply),
                         None => return Ok(ConnEnd::Stopped),
                     },
-                    _ = sleep_until(stop_at.into()), if self.stop.is_some() => {}
+                    _ = sleep_until(stop_at.unwrap_or(far).into()), if stop_at.is_some() => {}
                 }
             }
         }
@@ -166,191 +213,153 @@ impl Runner {
         .await
     }
 
-    pub(super) fn note_resumed(&mut self, addr: SocketAddr, resent: usize, now: Instant) {
-        if let Some((from, reason, detected_at, _)) = self.last_failure.take() {
-            metrics::histogram!(metric::FAILOVER_SECONDS)
-                .record(now.duration_since(detected_at).as_secs_f64());
-            info!(%from, to = %addr, after = ?now.duration_since(detected_at), resent, "delivery resumed");
-            self.last_failover = Some(FailoverRecord {
-                from,
-                to: addr,
-                reason,
-                detected_at,
-                resumed_at: now,
-                resent,
-            });
-            self.publish_status(Some(addr), true);
-        }
-    }
-
-    pub(super) fn push(&mut self, m: Message) {
-        let last = self.pending.back().map(|p| p.seq).or(self.confirmed_up_to);
-        if last.is_some_and(|l| m.seq <= l) {
+    /// Takes a message from the input queue into the window.
+    fn take_in(&mut self, m: super::Message) {
+        let seq = m.seq;
+        if let Some(previous) = self.window.push(m) {
             // The caller broke the contract; the watermark stays monotonic regardless.
-            tracing::error!(seq = m.seq, previous = ?last, "sequence numbers must increase");
+            tracing::error!(seq, previous, "sequence numbers must increase");
         }
-        self.pending_bytes += m.bytes.len();
-        self.pending.push_back(Pending {
-            seq: m.seq,
-            bytes: m.bytes,
-            mark: None,
-            acked: false,
-            sent_at: None,
-            times_sent: 0,
-        });
     }
 
     /// Writes every message not yet written on this connection (RELP: within the window).
-    pub(super) async fn write_unsent(
+    /// Returns when the first write happened, if any.
+    async fn write_unwritten(
         &mut self,
         link: &mut Link,
         addr: SocketAddr,
         watch: &mut AckWatch,
+        batch: &mut WriteBatch,
     ) -> Result<Option<Instant>, DeliveryError> {
-        if self.sent_count >= self.pending.len() {
+        if !self.window.has_unwritten() {
             return Ok(None);
         }
+        match link {
+            Link::Udp(sock) => self.send_datagrams(sock, addr).await,
+            Link::Stream { s, relp } => self.write_stream(s, relp, addr, watch, batch).await,
+        }
+    }
+
+    /// UDP: one datagram per message, the message's bytes as they are (datagram framing adds
+    /// nothing). A message counts as delivered once sent (UDP cannot be confirmed); the sent
+    /// ones are confirmed in one step, also when a send fails midway.
+    async fn send_datagrams(
+        &mut self,
+        sock: &UdpSocket,
+        addr: SocketAddr,
+    ) -> Result<Option<Instant>, DeliveryError> {
+        let write_timeout = self.config.timeouts.write;
+        let mut sent = 0usize;
+        let mut bytes = 0u64;
+        let mut failure = None;
+        for msg in self.window.unwritten() {
+            let r = match sock.try_send(msg) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    match timeout(write_timeout, sock.send(msg)).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            failure = Some(conn_err(addr, "send timed out"));
+                            break;
+                        }
+                    }
+                }
+                other => other,
+            };
+            if let Err(e) = r {
+                failure = Some(conn_err(addr, &format!("send: {e}")));
+                break;
+            }
+            sent += 1;
+            bytes += msg.len() as u64;
+        }
+        let mut first_write = None;
+        if sent > 0 {
+            let now = Instant::now();
+            first_write = Some(now);
+            metrics::counter!(metric::BYTES).increment(bytes);
+            self.count_sent(sent as u64, 0);
+            self.confirm(sent, now, addr);
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(first_write),
+        }
+    }
+
+    /// TCP/TLS/RELP: frames unwritten messages into batches of about `WRITE_BATCH_BYTES` (cef's
+    /// framing, or RELP `syslog` commands), writes each batch and records each message's mark.
+    async fn write_stream(
+        &mut self,
+        s: &mut ByteStream,
+        relp: &mut Option<RelpSession>,
+        addr: SocketAddr,
+        watch: &mut AckWatch,
+        batch: &mut WriteBatch,
+    ) -> Result<Option<Instant>, DeliveryError> {
         let write_timeout = self.config.timeouts.write;
         let framing = self.config.framing;
-        let protocol = self.config.protocol;
         let mut first_write: Option<Instant> = None;
-        match link {
-            Link::Udp(sock) => {
-                // One datagram per message; a message counts as delivered once sent (UDP cannot
-                // be confirmed). Confirmed in one step per batch, also when a send fails midway.
-                let mut sent = 0usize;
-                let mut bytes = 0u64;
-                let mut failure = None;
-                for p in self.pending.iter() {
-                    let r = match sock.try_send(&p.bytes) {
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            match timeout(write_timeout, sock.send(&p.bytes)).await {
-                                Ok(r) => r,
-                                Err(_) => {
-                                    failure = Some(conn_err(addr, "send timed out"));
-                                    break;
-                                }
-                            }
+        while self.window.has_unwritten() {
+            if let Some(r) = relp.as_ref()
+                && r.inflight >= RELP_WINDOW
+            {
+                break;
+            }
+            if self.window.written() == 0 {
+                // Nothing was unconfirmed: the stall clock starts now.
+                watch.last_progress = Instant::now();
+            }
+            batch.clear();
+            let base = s.tcp().written();
+            for msg in self.window.unwritten() {
+                if batch.bytes.len() >= WRITE_BATCH_BYTES {
+                    break;
+                }
+                match relp.as_mut() {
+                    Some(r) => {
+                        if r.inflight >= RELP_WINDOW {
+                            break;
                         }
-                        other => other,
-                    };
-                    if let Err(e) = r {
-                        failure = Some(conn_err(addr, &format!("send: {e}")));
-                        break;
+                        let txnr = r.next_txnr;
+                        r.next_txnr = relp::next_txnr(txnr);
+                        r.inflight += 1;
+                        relp::encode_frame(&mut batch.bytes, txnr, "syslog", msg);
+                        batch.marks.push(txnr);
                     }
-                    sent += 1;
-                    bytes += p.bytes.len() as u64;
-                }
-                if sent > 0 {
-                    first_write.get_or_insert_with(Instant::now);
-                    metrics::counter!(metric::BYTES).increment(bytes);
-                    self.count_sent(sent as u64, 0, protocol);
-                    self.pop_confirmed(sent, Instant::now(), addr);
-                }
-                if let Some(e) = failure {
-                    return Err(e);
+                    None => {
+                        cef::encode_frame(msg, framing, &mut batch.bytes);
+                        batch.marks.push(base + batch.bytes.len() as u64);
+                    }
                 }
             }
-            Link::Stream { s, relp } => {
-                let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BATCH_BYTES + 1024);
-                while self.sent_count < self.pending.len() {
-                    if let Some(r) = relp.as_ref()
-                        && r.inflight >= RELP_WINDOW
-                    {
-                        break;
-                    }
-                    if self.sent_count == 0 {
-                        // Nothing was unconfirmed: the stall clock starts now.
-                        watch.last_progress = Instant::now();
-                    }
-                    buf.clear();
-                    let first = self.sent_count;
-                    let base = s.tcp().written();
-                    let mut end = first;
-                    let mut ends: Vec<u64> = Vec::new();
-                    while end < self.pending.len() && buf.len() < WRITE_BATCH_BYTES {
-                        let p = &self.pending[end];
-                        match relp.as_mut() {
-                            Some(r) => {
-                                if r.inflight >= RELP_WINDOW {
-                                    break;
-                                }
-                                let txnr = r.next_txnr;
-                                r.next_txnr = relp::next_txnr(txnr);
-                                r.inflight += 1;
-                                relp::encode_frame(&mut buf, txnr, "syslog", &p.bytes);
-                                ends.push(txnr);
-                            }
-                            None => {
-                                match framing {
-                                    Framing::OctetCounting => {
-                                        buf.extend_from_slice(p.bytes.len().to_string().as_bytes());
-                                        buf.push(b' ');
-                                        buf.extend_from_slice(&p.bytes);
-                                    }
-                                    Framing::Lf => {
-                                        buf.extend_from_slice(&p.bytes);
-                                        buf.push(b'\n');
-                                    }
-                                }
-                                ends.push(base + buf.len() as u64);
-                            }
-                        }
-                        end += 1;
-                    }
-                    if end == first {
-                        break;
-                    }
-                    match timeout(write_timeout, s.write_all_flush(&buf)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => return Err(conn_err(addr, &format!("write: {e}"))),
-                        Err(_) => {
-                            return Err(conn_err(
-                                addr,
-                                &format!("write blocked longer than {write_timeout:?}"),
-                            ));
-                        }
-                    }
-                    first_write.get_or_insert_with(Instant::now);
-                    metrics::counter!(metric::BYTES).increment(buf.len() as u64);
-                    // Under TLS the plaintext offsets do not map to socket bytes: a message is
-                    // confirmed once everything written up to the end of its batch is acked.
-                    let tls_end = matches!(s, ByteStream::Tls(_)).then(|| s.tcp().written());
-                    let now = Instant::now();
-                    for (i, mark) in (first..end).zip(ends) {
-                        let p = &mut self.pending[i];
-                        p.mark = Some(if relp.is_some() {
-                            mark
-                        } else {
-                            tls_end.unwrap_or(mark)
-                        });
-                        p.sent_at = Some(now);
-                        p.times_sent += 1;
-                    }
-                    let resends = self
-                        .pending
-                        .range(first..end)
-                        .filter(|p| p.times_sent > 1)
-                        .count();
-                    self.count_sent((end - first) as u64, resends as u64, protocol);
-                    self.sent_count = end;
+            if batch.marks.is_empty() {
+                break;
+            }
+            match timeout(write_timeout, s.write_all_flush(&batch.bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(conn_err(addr, &format!("write: {e}"))),
+                Err(_) => {
+                    return Err(conn_err(
+                        addr,
+                        &format!("write blocked longer than {write_timeout:?}"),
+                    ));
                 }
             }
+            first_write.get_or_insert_with(Instant::now);
+            metrics::counter!(metric::BYTES).increment(batch.bytes.len() as u64);
+            // Under TLS the plaintext offsets do not map to socket bytes: a message is
+            // confirmed once everything written up to the end of its batch is acked.
+            if relp.is_none() && matches!(s, ByteStream::Tls(_)) {
+                batch.marks.fill(s.tcp().written());
+            }
+            let resends = self.window.mark_written(&batch.marks, Instant::now());
+            self.count_sent(batch.marks.len() as u64, resends as u64);
         }
         Ok(first_write)
     }
 
-    pub(super) fn count_sent(&mut self, sent: u64, resent: u64, protocol: Protocol) {
-        self.counters.sent += sent;
-        self.counters.resent += resent;
-        metrics::counter!(metric::SENT, "protocol" => protocol_label(protocol)).increment(sent);
-        if resent > 0 {
-            metrics::counter!(metric::RESENT).increment(resent);
-        }
-    }
-
     /// TCP/TLS: confirms messages whose bytes the peer acknowledged; fails a stalled queue.
-    pub(super) fn check_acks(
+    fn check_acks(
         &mut self,
         link: &Link,
         addr: SocketAddr,
@@ -359,7 +368,7 @@ impl Runner {
         let Link::Stream { s, relp: None } = link else {
             return Ok(());
         };
-        if self.sent_count == 0 {
+        if self.window.written() == 0 {
             return Ok(());
         }
         let acked = s
@@ -371,14 +380,9 @@ impl Runner {
             watch.last_acked = acked;
             watch.last_progress = now;
         }
-        let n = self
-            .pending
-            .iter()
-            .take(self.sent_count)
-            .take_while(|p| p.mark.is_some_and(|m| m <= acked))
-            .count();
+        let n = self.window.confirmable_at_offset(acked);
         if n > 0 {
-            self.pop_confirmed(n, now, addr);
+            self.confirm(n, now, addr);
         } else if now.duration_since(watch.last_progress) > self.config.timeouts.send_queue_stall {
             return Err(conn_err(
                 addr,
@@ -392,10 +396,9 @@ impl Runner {
         Ok(())
     }
 
-    /// RELP: applies every complete response in the read buffer.
     /// RELP: a session with responses awaited and none arriving for `send_queue_stall` is dead
     /// (a black-holed server never answers and never resets).
-    pub(super) fn check_relp_progress(
+    fn check_relp_progress(
         &self,
         link: &Link,
         addr: SocketAddr,
@@ -414,7 +417,8 @@ impl Runner {
         Ok(())
     }
 
-    pub(super) fn process_relp(
+    /// RELP: applies every complete response in the read buffer.
+    fn process_relp(
         &mut self,
         link: &mut Link,
         addr: SocketAddr,
@@ -437,39 +441,24 @@ impl Runner {
                             frame.text()
                         )));
                     }
-                    let Some(p) = self
-                        .pending
-                        .iter_mut()
-                        .take(self.sent_count)
-                        .find(|p| p.mark == Some(frame.txnr) && !p.acked)
-                    else {
+                    if !self.window.ack(frame.txnr) {
                         return Err(relp_err(format!("rsp for unknown txnr {}", frame.txnr)));
-                    };
-                    p.acked = true;
+                    }
                     r.inflight = r.inflight.saturating_sub(1);
                 }
                 "serverclose" => return Err(relp_err("server closed the session".into())),
                 other => return Err(relp_err(format!("unexpected command {other}"))),
             }
         }
-        let n = self.pending.iter().take_while(|p| p.acked).count();
+        let n = self.window.acked_prefix();
         if n > 0 {
-            self.pop_confirmed(n, Instant::now(), addr);
+            self.confirm(n, Instant::now(), addr);
         }
         Ok(())
     }
 }
 
-pub(super) fn protocol_label(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-        Protocol::Tls => "tls",
-        Protocol::Relp => "relp",
-    }
-}
-
-pub(super) fn conn_err(addr: SocketAddr, reason: &str) -> DeliveryError {
+fn conn_err(addr: SocketAddr, reason: &str) -> DeliveryError {
     DeliveryError::Connection {
         addr,
         reason: reason.to_string(),
@@ -477,7 +466,7 @@ pub(super) fn conn_err(addr: SocketAddr, reason: &str) -> DeliveryError {
 }
 
 /// Waits for something from the peer: data or EOF on a stream, an error on UDP.
-pub(super) async fn link_recv(link: &mut Link, scratch: &mut [u8]) -> std::io::Result<usize> {
+async fn link_recv(link: &mut Link, scratch: &mut [u8]) -> std::io::Result<usize> {
     match link {
         Link::Stream { s, relp: Some(r) } => s.read_buf(&mut r.rbuf).await,
         Link::Stream { s, relp: None } => s.read(scratch).await,
@@ -487,10 +476,9 @@ pub(super) async fn link_recv(link: &mut Link, scratch: &mut [u8]) -> std::io::R
     }
 }
 
-/// Closes a connection gracefully once everything is confirmed.
 /// Closes a connection gracefully (FIN after the data; RELP `close`). Connections dropped
 /// without this are reset: see `transport::connect_tcp`.
-pub(super) async fn close_link(link: &mut Link, within: Duration) {
+async fn close_link(link: &mut Link, within: Duration) {
     if let Link::Stream { s, .. } = link {
         s.tcp().set_abortive_close(false);
     }

@@ -2,7 +2,6 @@
 //! messages in order, tracks confirmations, and on failure resends the unconfirmed suffix on the
 //! next address.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,15 +12,15 @@ use tracing::info;
 
 use crate::config::{DeliveryConfig, Protocol};
 use crate::error::DeliveryError;
-use crate::pool::AddressPool;
 use crate::status::EngineStatus;
 
 mod connection;
 mod resolver;
 mod runner;
+mod window;
 
 use resolver::ResolverTask;
-use runner::{Counters, Runner};
+use runner::{HandleLinks, Runner};
 
 /// One already-encoded syslog message and its sequence number. Sequence numbers must increase
 /// from one message to the next; the engine confirms them in that order.
@@ -86,30 +85,13 @@ impl DeliveryEngine {
         });
         info!(seed, host = %config.host, port = config.port, protocol = ?config.protocol, "delivery engine starting");
         let resolver_handle = ResolverTask::spawn(&config)?;
-        let runner = Runner {
-            pool: AddressPool::new(config.pool.clone(), seed),
-            config,
-            tls,
-            resolver: resolver_handle,
-            pending: VecDeque::new(),
-            pending_bytes: 0,
-            sent_count: 0,
+        let links = HandleLinks {
             input: input_rx,
-            input_closed: false,
             control: control_rx,
-            confirmed_tx,
-            confirmed_up_to: None,
+            confirmed: confirmed_tx,
             status: status.clone(),
-            counters: Counters::default(),
-            last_failure: None,
-            last_failover: None,
-            last_error: None,
-            stop: None,
-            last_publish: Instant::now(),
-            recent: VecDeque::new(),
-            recent_bytes: 0,
-            control_closed: false,
         };
+        let runner = Runner::new(config, tls, resolver_handle, seed, links);
         let task = tokio::spawn(runner.run());
         Ok(Self {
             input: input_tx,

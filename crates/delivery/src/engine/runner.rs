@@ -1,106 +1,91 @@
 //! The engine task: state, main loop, failure handling, confirmations, status.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::sleep_until;
 use tracing::{debug, info, warn};
 
+use super::connection::ConnEnd;
 use super::resolver::ResolverTask;
+use super::window::{UnconfirmedWindow, WindowLimits};
 use super::{Control, Message, ShutdownReport, TlsParts, build_tls};
 use crate::config::{DeliveryConfig, Protocol};
 use crate::error::DeliveryError;
 use crate::pool::{AddressPool, Health, Pick};
 use crate::status::{AddressStatus, EngineStatus, FailoverRecord, ResolutionStatus, metric};
-use crate::transport::ByteStream;
 
 #[derive(Debug, Default)]
-pub(super) struct Counters {
-    pub(super) sent: u64,
-    pub(super) confirmed: u64,
-    pub(super) resent: u64,
-    pub(super) connections: u64,
+struct Counters {
+    sent: u64,
+    confirmed: u64,
+    resent: u64,
+    connections: u64,
 }
 
-pub(super) struct Pending {
-    pub(super) seq: u64,
-    pub(super) bytes: Bytes,
-    /// Stream: byte offset (in the socket's byte count) at which the message is fully written;
-    /// RELP: its transaction number. `None` until written on the current connection.
-    pub(super) mark: Option<u64>,
-    /// RELP: `rsp 200` received.
-    pub(super) acked: bool,
-    pub(super) sent_at: Option<Instant>,
-    pub(super) times_sent: u32,
+/// The runner's ends of what the engine handle holds.
+pub(super) struct HandleLinks {
+    pub(super) input: mpsc::Receiver<Message>,
+    pub(super) control: mpsc::Receiver<Control>,
+    pub(super) confirmed: watch::Sender<Option<u64>>,
+    pub(super) status: Arc<Mutex<EngineStatus>>,
 }
 
-pub(super) enum Link {
-    Stream {
-        s: ByteStream,
-        relp: Option<RelpSession>,
-    },
-    Udp(UdpSocket),
-}
-
-pub(super) struct RelpSession {
-    pub(super) next_txnr: u64,
-    pub(super) rbuf: BytesMut,
-    pub(super) inflight: usize,
-}
-
-/// How a connection ended without failing.
-pub(super) enum ConnEnd {
-    Reconfigure(Box<DeliveryConfig>, oneshot::Sender<()>),
-    AddressRemoved,
-    Stopped,
-}
-
-/// Send-queue progress watch for TCP/TLS.
-pub(super) struct AckWatch {
-    pub(super) last_acked: u64,
-    pub(super) last_progress: Instant,
-}
-
-pub(super) const WRITE_BATCH_BYTES: usize = 256 * 1024;
-pub(super) const RELP_WINDOW: usize = 1024;
-
+/// The one task owning the unconfirmed window, the pool and the connection. The fields that the
+/// connection code (`connection.rs`) shares are `pub(super)`; the rest is this file's.
 pub(super) struct Runner {
     pub(super) config: DeliveryConfig,
     pub(super) tls: TlsParts,
     pub(super) resolver: ResolverTask,
     pub(super) pool: AddressPool,
-    /// Unconfirmed messages in order; the first `sent_count` are written on the current
-    /// connection, the rest are not.
-    pub(super) pending: VecDeque<Pending>,
-    pub(super) pending_bytes: usize,
-    pub(super) sent_count: usize,
+    pub(super) window: UnconfirmedWindow,
     pub(super) input: mpsc::Receiver<Message>,
     pub(super) input_closed: bool,
     pub(super) control: mpsc::Receiver<Control>,
-    pub(super) confirmed_tx: watch::Sender<Option<u64>>,
-    pub(super) confirmed_up_to: Option<u64>,
-    pub(super) status: Arc<Mutex<EngineStatus>>,
-    pub(super) counters: Counters,
+    confirmed_tx: watch::Sender<Option<u64>>,
+    status: Arc<Mutex<EngineStatus>>,
+    counters: Counters,
     /// Failure being recovered from: (address, reason, detected at, unconfirmed count).
-    pub(super) last_failure: Option<(SocketAddr, String, Instant, usize)>,
-    pub(super) last_failover: Option<FailoverRecord>,
-    pub(super) last_error: Option<String>,
-    pub(super) stop: Option<(Instant, oneshot::Sender<ShutdownReport>)>,
-    pub(super) last_publish: Instant,
-    /// TCP/TLS: recently confirmed messages (seq, bytes, confirmed at), resent after a failure
-    /// (see `DeliveryConfig::resend_confirmed_within`).
-    pub(super) recent: VecDeque<(u64, Bytes, Instant)>,
-    pub(super) recent_bytes: usize,
+    last_failure: Option<(SocketAddr, String, Instant, usize)>,
+    last_failover: Option<FailoverRecord>,
+    last_error: Option<String>,
+    stop: Option<(Instant, oneshot::Sender<ShutdownReport>)>,
+    last_publish: Instant,
     /// The engine handle was dropped.
-    pub(super) control_closed: bool,
+    control_closed: bool,
 }
 
 impl Runner {
+    pub(super) fn new(
+        config: DeliveryConfig,
+        tls: TlsParts,
+        resolver: ResolverTask,
+        seed: u64,
+        links: HandleLinks,
+    ) -> Self {
+        Self {
+            pool: AddressPool::new(config.pool.clone(), seed),
+            window: UnconfirmedWindow::new(WindowLimits::from_config(&config)),
+            config,
+            tls,
+            resolver,
+            input: links.input,
+            input_closed: false,
+            control: links.control,
+            confirmed_tx: links.confirmed,
+            status: links.status,
+            counters: Counters::default(),
+            last_failure: None,
+            last_failover: None,
+            last_error: None,
+            stop: None,
+            last_publish: Instant::now(),
+            control_closed: false,
+        }
+    }
+
     pub(super) async fn run(mut self) {
         loop {
             self.apply_resolution();
@@ -138,38 +123,36 @@ impl Runner {
         }
     }
 
-    pub(super) fn report(&self) -> ShutdownReport {
+    fn report(&self) -> ShutdownReport {
         ShutdownReport {
-            confirmed_up_to: self.confirmed_up_to,
-            unconfirmed: self.unconfirmed(),
+            confirmed_up_to: self.window.watermark(),
+            unconfirmed: self.window.unconfirmed(),
         }
     }
 
-    /// Held messages beyond the watermark (resends of already confirmed ones are not counted).
-    pub(super) fn unconfirmed(&self) -> usize {
-        match self.confirmed_up_to {
-            Some(c) => self.pending.iter().filter(|p| p.seq > c).count(),
-            None => self.pending.len(),
-        }
+    /// When a requested shutdown ends the engine at the latest.
+    pub(super) fn stop_deadline(&self) -> Option<Instant> {
+        self.stop.as_ref().map(|(deadline, _)| *deadline)
     }
 
     /// True when a requested shutdown may end the engine (drained, or out of time).
     pub(super) fn stop_due(&self) -> bool {
         match &self.stop {
             Some((deadline, _)) => {
-                (self.pending.is_empty() && self.input_closed) || Instant::now() >= *deadline
+                (self.window.is_empty() && self.input_closed) || Instant::now() >= *deadline
             }
             None => false,
         }
     }
 
-    pub(super) fn apply_config(&mut self, config: DeliveryConfig) {
+    fn apply_config(&mut self, config: DeliveryConfig) {
         match (build_tls(&config), ResolverTask::spawn(&config)) {
             (Ok(tls), Ok(resolver)) => {
                 info!(host = %config.host, port = config.port, protocol = ?config.protocol, "reconfigured");
                 self.tls = tls;
                 self.resolver = resolver;
                 self.pool = AddressPool::new(config.pool.clone(), self.pool_seed());
+                self.window.set_limits(WindowLimits::from_config(&config));
                 self.config = config;
             }
             (Err(e), _) | (_, Err(e)) => {
@@ -179,17 +162,20 @@ impl Runner {
         }
     }
 
-    pub(super) fn pool_seed(&self) -> u64 {
+    fn pool_seed(&self) -> u64 {
         self.config
             .seed
             .unwrap_or(self.counters.connections ^ 0x5eed)
     }
 
-    pub(super) fn on_failure(&mut self, addr: SocketAddr, e: &DeliveryError) {
+    fn on_failure(&mut self, addr: SocketAddr, e: &DeliveryError) {
         let reason = e.to_string();
-        warn!(%addr, error = %reason, unconfirmed = self.pending.len(), "address failed");
+        warn!(%addr, error = %reason, unconfirmed = self.window.len(), "address failed");
         let now = Instant::now();
-        self.requeue_recent(now);
+        let requeued = self.window.requeue_recent(now);
+        if requeued > 0 {
+            debug!(count = requeued, "resending recently confirmed messages");
+        }
         let was_current = self.pool.current() == Some(addr);
         self.pool.report_failure(addr, &reason, now);
         let a = addr.to_string();
@@ -198,7 +184,7 @@ impl Runner {
         if was_current {
             metrics::counter!(metric::FAILOVERS).increment(1);
         }
-        self.last_failure = Some((addr, reason.clone(), now, self.pending.len()));
+        self.last_failure = Some((addr, reason.clone(), now, self.window.len()));
         self.last_error = Some(reason);
         if self.pool.all_down() {
             self.resolver.now.notify_one();
@@ -208,10 +194,10 @@ impl Runner {
 
     /// Waits (not connected) until `until`, a new resolution, a control message, or the stop
     /// deadline. Input is not read here: the bounded queue applies backpressure.
-    pub(super) async fn wait_idle(&mut self, until: Option<Instant>) {
+    async fn wait_idle(&mut self, until: Option<Instant>) {
         let far = Instant::now() + Duration::from_secs(3600);
         let until = until.unwrap_or(far);
-        let stop_at = self.stop.as_ref().map(|(d, _)| *d).unwrap_or(far);
+        let stop_at = self.stop_deadline().unwrap_or(far);
         tokio::select! {
             _ = sleep_until(until.min(stop_at).into()) => {}
             _ = self.resolver.results.changed() => {}
@@ -219,7 +205,7 @@ impl Runner {
         }
     }
 
-    pub(super) fn on_control_idle(&mut self, c: Option<Control>) {
+    fn on_control_idle(&mut self, c: Option<Control>) {
         match c {
             Some(Control::Reconfigure(config, done)) => {
                 self.apply_config(*config);
@@ -233,7 +219,7 @@ impl Runner {
 
     pub(super) fn begin_stop(&mut self, deadline: Instant, reply: oneshot::Sender<ShutdownReport>) {
         info!(
-            unconfirmed = self.pending.len(),
+            unconfirmed = self.window.len(),
             "shutdown requested; draining"
         );
         self.input.close();
@@ -273,7 +259,39 @@ impl Runner {
         changed
     }
 
-    pub(super) fn publish_status(&mut self, current: Option<SocketAddr>, connected: bool) {
+    /// A connection to `addr` is up.
+    pub(super) fn on_connected(&mut self, addr: SocketAddr) {
+        self.counters.connections += 1;
+        info!("connected");
+        self.publish_status(Some(addr), true);
+    }
+
+    /// The first write on the connection to `addr` after a failure: records the failover.
+    pub(super) fn note_resumed(&mut self, addr: SocketAddr, resent: usize, now: Instant) {
+        if let Some((from, reason, detected_at, _)) = self.last_failure.take() {
+            metrics::histogram!(metric::FAILOVER_SECONDS)
+                .record(now.duration_since(detected_at).as_secs_f64());
+            info!(%from, to = %addr, after = ?now.duration_since(detected_at), resent, "delivery resumed");
+            self.last_failover = Some(FailoverRecord {
+                from,
+                to: addr,
+                reason,
+                detected_at,
+                resumed_at: now,
+                resent,
+            });
+            self.publish_status(Some(addr), true);
+        }
+    }
+
+    /// Publishes the full status while connected to `addr` if the last one is 50 ms old.
+    pub(super) fn refresh_status(&mut self, addr: SocketAddr) {
+        if self.last_publish.elapsed() >= Duration::from_millis(50) {
+            self.publish_status(Some(addr), true);
+        }
+    }
+
+    fn publish_status(&mut self, current: Option<SocketAddr>, connected: bool) {
         let now = Instant::now();
         self.last_publish = now;
         let addresses = self
@@ -292,7 +310,7 @@ impl Runner {
                 last_error: a.last_error.clone(),
             })
             .collect();
-        metrics::gauge!(metric::UNCONFIRMED).set(self.pending.len() as f64);
+        metrics::gauge!(metric::UNCONFIRMED).set(self.window.len() as f64);
         if let Ok(mut s) = self.status.lock() {
             s.confirmable = self.config.protocol != Protocol::Udp;
             s.current = current;
@@ -300,8 +318,8 @@ impl Runner {
             s.addresses = addresses;
             s.failovers = self.pool.failovers();
             s.last_failover = self.last_failover.clone();
-            s.confirmed_up_to = self.confirmed_up_to;
-            s.unconfirmed = self.unconfirmed();
+            s.confirmed_up_to = self.window.watermark();
+            s.unconfirmed = self.window.unconfirmed();
             s.sent = self.counters.sent;
             s.confirmed = self.counters.confirmed;
             s.resent = self.counters.resent;
@@ -310,41 +328,31 @@ impl Runner {
         }
     }
 
-    /// Removes the first `n` pending messages as confirmed and advances the watermark.
-    pub(super) fn pop_confirmed(&mut self, n: usize, now: Instant, addr: SocketAddr) {
-        let keep_recent = matches!(self.config.protocol, Protocol::Tcp | Protocol::Tls)
-            && !self.config.resend_confirmed_within.is_zero();
-        let mut last = None;
-        let mut popped = 0usize;
-        for _ in 0..n {
-            let Some(p) = self.pending.pop_front() else {
-                break;
-            };
-            popped += 1;
-            self.pending_bytes -= p.bytes.len();
-            if let Some(t) = p.sent_at {
-                metrics::histogram!(metric::CONFIRM_LATENCY)
-                    .record(now.duration_since(t).as_secs_f64());
-            }
-            last = Some(p.seq);
-            if keep_recent {
-                self.recent_bytes += p.bytes.len();
-                self.recent.push_back((p.seq, p.bytes, now));
-            }
+    /// Counts `sent` messages written, `resent` of them for the second time or more.
+    pub(super) fn count_sent(&mut self, sent: u64, resent: u64) {
+        self.counters.sent += sent;
+        self.counters.resent += resent;
+        metrics::counter!(metric::SENT, "protocol" => protocol_label(self.config.protocol))
+            .increment(sent);
+        if resent > 0 {
+            metrics::counter!(metric::RESENT).increment(resent);
         }
-        if keep_recent {
-            self.trim_recent(now);
+    }
+
+    /// Confirms the first `n` messages of the window (received by `addr`) and advances the
+    /// watermark.
+    pub(super) fn confirm(&mut self, n: usize, now: Instant, addr: SocketAddr) {
+        let c = self.window.confirm(n, now, |latency| {
+            metrics::histogram!(metric::CONFIRM_LATENCY).record(latency.as_secs_f64());
+        });
+        self.counters.confirmed += c.count as u64;
+        metrics::counter!(metric::CONFIRMED).increment(c.count as u64);
+        if let Some(seq) = c.watermark_moved_to {
+            // Status first, so a reader woken by the watermark sees matching counters.
+            self.publish_counters();
+            self.confirmed_tx.send_replace(Some(seq));
         }
-        self.sent_count = self.sent_count.saturating_sub(popped);
-        self.counters.confirmed += popped as u64;
-        metrics::counter!(metric::CONFIRMED).increment(popped as u64);
-        if let Some(seq) = last {
-            if self.confirmed_up_to.is_none_or(|c| c < seq) {
-                self.confirmed_up_to = Some(seq);
-                // Status first, so a reader woken by the watermark sees matching counters.
-                self.publish_counters();
-                self.confirmed_tx.send_replace(Some(seq));
-            }
+        if c.last.is_some() {
             if self
                 .pool
                 .addresses()
@@ -359,54 +367,23 @@ impl Runner {
         self.publish_counters();
     }
 
-    /// Drops recently confirmed messages that are too old or over the window bounds.
-    pub(super) fn trim_recent(&mut self, now: Instant) {
-        let grace = self.config.resend_confirmed_within;
-        while let Some((_, bytes, at)) = self.recent.front() {
-            let too_old = now.saturating_duration_since(*at) > grace;
-            let too_many = self.recent.len() > self.config.max_unconfirmed
-                || self.recent_bytes > self.config.max_unconfirmed_bytes;
-            if !(too_old || too_many) {
-                break;
-            }
-            self.recent_bytes -= bytes.len();
-            self.recent.pop_front();
-        }
-    }
-
-    /// After a failure: puts the recently confirmed messages back in front of the pending ones,
-    /// in order, to be sent again on the next connection.
-    pub(super) fn requeue_recent(&mut self, now: Instant) {
-        self.trim_recent(now);
-        if self.recent.is_empty() {
-            return;
-        }
-        debug!(
-            count = self.recent.len(),
-            "resending recently confirmed messages"
-        );
-        while let Some((seq, bytes, _)) = self.recent.pop_back() {
-            self.pending_bytes += bytes.len();
-            self.pending.push_front(Pending {
-                seq,
-                bytes,
-                mark: None,
-                acked: false,
-                sent_at: None,
-                times_sent: 1,
-            });
-        }
-        self.recent_bytes = 0;
-    }
-
     /// Cheap status refresh for the hot path: counters and watermark only.
-    pub(super) fn publish_counters(&self) {
+    fn publish_counters(&self) {
         if let Ok(mut s) = self.status.lock() {
-            s.confirmed_up_to = self.confirmed_up_to;
-            s.unconfirmed = self.unconfirmed();
+            s.confirmed_up_to = self.window.watermark();
+            s.unconfirmed = self.window.unconfirmed();
             s.sent = self.counters.sent;
             s.confirmed = self.counters.confirmed;
             s.resent = self.counters.resent;
         }
+    }
+}
+
+fn protocol_label(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Tls => "tls",
+        Protocol::Relp => "relp",
     }
 }
