@@ -12,3 +12,12 @@ pub mod raft {
         tonic::include_proto!("siemrelay.raft.v1");
     }
 }
+
+/// Alert ingest and node status (`proto/ingest.proto`, package `siemrelay.ingest.v1`).
+pub mod ingest {
+    /// Version 1 of the ingest API.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("siemrelay.ingest.v1");
+    }
+}
