@@ -1,0 +1,205 @@
+//! Turning outbox records and heartbeats into syslog messages with the settings in force: the
+//! pure half of delivery (no IO, no clock: the time is an argument).
+//!
+//! - the syslog HOSTNAME and the CEF `dvchost` are the settings' `host_id`;
+//! - alerts go on their own facility (local1) and heartbeats with them; activity-log records on
+//!   another (local2): neither is one a system daemon uses;
+//! - the syslog severity follows the importance: High -> warning, Medium -> notice,
+//!   Low -> informational; a heartbeat is informational (its CEF importance is `0`);
+//! - messages are unframed: the delivery engine frames them for the transport (cef owns framing).
+
+use crate::payload::{AlertPayload, PayloadError};
+use cef::{AlertBuilder, BuildError, Facility, RtFormat, Severity, SyslogEncoder};
+use cluster::settings::SiemSettings;
+use cluster::state::outbox::{OutboxEntry, RecordKind};
+
+/// Facility of alerts and heartbeats.
+pub const ALERT_FACILITY: Facility = Facility::LOCAL1;
+/// Facility of activity-log records.
+pub const ACTIVITY_FACILITY: Facility = Facility::LOCAL2;
+
+/// Why a record could not be encoded (it is then delivered as nothing, counted and logged: the
+/// ingest path validated it, so this means a record written by a newer or broken node).
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The payload does not decode.
+    #[error("record {seq}: {source}")]
+    Payload {
+        /// Outbox sequence number.
+        seq: u64,
+        /// The cause.
+        #[source]
+        source: PayloadError,
+    },
+    /// The catalogue refused the alert.
+    #[error("record {seq}: {source}")]
+    Build {
+        /// Outbox sequence number.
+        seq: u64,
+        /// The cause.
+        #[source]
+        source: BuildError,
+    },
+    /// A record kind this node does not deliver yet.
+    #[error("record {seq}: activity-log records are not delivered by this version")]
+    UnsupportedKind {
+        /// Outbox sequence number.
+        seq: u64,
+    },
+}
+
+/// Encodes records with one settings revision.
+#[derive(Debug)]
+pub struct MessageEncoder {
+    host_id: String,
+    alerts: SyslogEncoder,
+}
+
+/// Builds the alert of `payload` (ID `alert_id`, reported by `host_id`) as CEF records: one, or
+/// one per IOA rule for TAA alerts. Used by ingest to validate and by delivery to encode.
+pub fn build_alert(
+    payload: &AlertPayload,
+    alert_id: &str,
+    host_id: &str,
+) -> Result<Vec<cef::Record>, BuildError> {
+    let mut b = AlertBuilder::new(&payload.type_token, payload.importance.into())?
+        .with("dvchost", host_id)?
+        .with("eventId", alert_id)?
+        .with_rt(payload.time_ms, RtFormat::Text)?;
+    for (k, v) in &payload.pairs {
+        b.set(k, v.as_str())?;
+    }
+    b.build_messages()
+}
+
+fn severity(i: cef::Importance) -> Severity {
+    match i {
+        cef::Importance::High => Severity::Warning,
+        cef::Importance::Medium => Severity::Notice,
+        cef::Importance::Low => Severity::Informational,
+    }
+}
+
+impl MessageEncoder {
+    /// An encoder for `settings` (validated settings: the host ID and size are in range).
+    pub fn new(settings: &SiemSettings) -> Result<Self, BuildError> {
+        let alerts = SyslogEncoder::builder()
+            .hostname(settings.host_id.clone())
+            .facility(ALERT_FACILITY)
+            .framing(cef::Framing::Datagram)
+            .max_message_bytes(settings.max_message_bytes as usize)
+            .build()?;
+        Ok(Self {
+            host_id: settings.host_id.clone(),
+            alerts,
+        })
+    }
+
+    /// The syslog messages of one outbox entry (more than one for a TAA alert with several IOA
+    /// rules), stamped `now_ms`. Returns how many of them were cut to the maximum size.
+    pub fn encode_entry(
+        &self,
+        entry: &OutboxEntry,
+        now_ms: i64,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<usize, EncodeError> {
+        let seq = entry.seq;
+        if entry.record.kind != RecordKind::Alert {
+            return Err(EncodeError::UnsupportedKind { seq });
+        }
+        let payload = AlertPayload::decode(&entry.record.payload)
+            .map_err(|source| EncodeError::Payload { seq, source })?;
+        let records = build_alert(&payload, &entry.record.alert_id, &self.host_id)
+            .map_err(|source| EncodeError::Build { seq, source })?;
+        let mut truncated = 0;
+        for r in &records {
+            let mut buf = Vec::with_capacity(512 + entry.record.payload.len());
+            let sev = cef::Importance::from_header(r.severity()).map_or(Severity::Notice, severity);
+            if self.alerts.encode(r, sev, now_ms, &mut buf).truncated {
+                truncated += 1;
+            }
+            out.push(buf);
+        }
+        Ok(truncated)
+    }
+
+    /// A heartbeat stamped `now_ms` describing `components` (name, state: 0 = OK).
+    pub fn heartbeat(&self, components: &[(String, u8)], now_ms: i64) -> Vec<u8> {
+        let mut hb = cef::HeartbeatBuilder::new()
+            .dvchost(self.host_id.clone())
+            .rt(now_ms, RtFormat::Text);
+        for (n, (name, state)) in (1u8..=12).zip(components) {
+            // `n` is in the catalogue's range 1..=12 by construction.
+            if let Ok(next) = hb.clone().component(n, name.clone(), u32::from(*state)) {
+                hb = next;
+            }
+        }
+        let mut buf = Vec::with_capacity(512);
+        let _ = self
+            .alerts
+            .encode(&hb.build(), Severity::Informational, now_ms, &mut buf);
+        buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::Importance;
+    use cluster::state::outbox::Record;
+
+    fn entry(seq: u64, payload: &AlertPayload) -> OutboxEntry {
+        OutboxEntry {
+            seq,
+            accepted_at_ms: 0,
+            record: Record {
+                kind: RecordKind::Alert,
+                source: "sensor-1".into(),
+                alert_id: "18412".into(),
+                payload: payload.encode().unwrap(),
+            },
+        }
+    }
+
+    #[test]
+    fn an_alert_is_encoded_with_the_host_id_facility_and_severity_of_the_settings() {
+        let settings = SiemSettings {
+            host_id: "relay-1".into(),
+            ..SiemSettings::default()
+        };
+        let enc = MessageEncoder::new(&settings).unwrap();
+        let p = AlertPayload {
+            type_token: "file_web".into(),
+            importance: Importance::High,
+            time_ms: 1_710_411_342_000,
+            pairs: vec![("src".into(), "203.0.113.7".into())],
+        };
+        let mut out = Vec::new();
+        let cut = enc
+            .encode_entry(&entry(1, &p), 1_710_411_343_120, &mut out)
+            .unwrap();
+        assert_eq!(cut, 0);
+        assert_eq!(out.len(), 1);
+        let text = String::from_utf8(out.remove(0)).unwrap();
+        assert_eq!(
+            text,
+            "<140>1 2024-03-14T10:15:43.120Z relay-1 siem-relay - - - CEF:0|AO Kaspersky Lab|\
+             Kaspersky Anti Targeted Attack Platform|5.0.0-5201|file_web|File from web detected|\
+             High|dvchost=relay-1 eventId=18412 rt=Mar 14 2024 10:15:42 src=203.0.113.7"
+        );
+    }
+
+    #[test]
+    fn a_key_the_catalogue_refuses_is_named_with_the_record() {
+        let enc = MessageEncoder::new(&SiemSettings::default()).unwrap();
+        let p = AlertPayload {
+            type_token: "file_web".into(),
+            importance: Importance::Low,
+            time_ms: 0,
+            pairs: vec![("nosuchkey".into(), "x".into())],
+        };
+        let err = enc.encode_entry(&entry(7, &p), 0, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("record 7"), "{err}");
+        assert!(err.to_string().contains("nosuchkey"), "{err}");
+    }
+}

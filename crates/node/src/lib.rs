@@ -1,0 +1,21 @@
+//! The siem-relay node: the only crate that joins the cluster core (`cluster`), the wire format
+//! (`cef`) and the delivery engine (`delivery`).
+//!
+//! What it is: the node's configuration ([`config`]), the public gRPC ingest and status service
+//! ([`ingest`], [`status`]), the leader's delivery pump ([`pump`]) with its pure halves (settings
+//! to engine configuration in [`plan`], records to syslog messages in [`encode`], confirmations
+//! to the outbox cursor in [`tracker`]), what an outbox record's payload holds ([`payload`]),
+//! and [`serve::serve`], which runs it all.
+//!
+//! What it is not: a command line (that is the `siem-relay` binary), or a client (that is
+//! `relay-client`).
+
+pub mod config;
+pub mod encode;
+pub mod ingest;
+pub mod payload;
+pub mod plan;
+pub mod pump;
+pub mod serve;
+pub mod status;
+pub mod tracker;

@@ -1,0 +1,178 @@
+//! `siem-relay serve`: one node of the cluster, wired together: the cluster core, the public
+//! gRPC API (ingest, status, health), the leader's delivery pump and the Prometheus endpoint.
+//!
+//! Start: open the store and start Raft; the node with the lowest ID of `initial_members`
+//! initialises a new cluster (a no-op on a cluster that already is) and writes the initial SIEM
+//! settings once (conditional on revision 0, so a restart never overwrites a change).
+//! Shutdown (SIGTERM or Ctrl-C, handed in as a future): stop accepting API calls and finish those
+//! in flight, drain the delivery engine for a bounded time and record what it confirmed, then
+//! stop Raft.
+
+use crate::config::NodeConfig;
+use crate::ingest::IngestService;
+use crate::pump::{self, PumpConfig};
+use crate::status::{PumpStatus, StatusSource};
+use cluster::network::ClusterSecret;
+use cluster::node::ClusterNode;
+use cluster::tls::{TlsFiles, TransportTls};
+use relay_proto::ingest::v1::ingest_server::IngestServer;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Why the node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The cluster core refused to start or stop.
+    #[error("cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
+    /// A listen address could not be bound.
+    #[error("listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Prometheus endpoint could not start.
+    #[error("metrics endpoint {addr}: {reason}")]
+    Metrics {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        reason: String,
+    },
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+}
+
+/// Runs the node until `shutdown` resolves, then stops it gracefully.
+pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    if let Some(addr) = cfg.metrics_listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .map_err(|e| ServeError::Metrics {
+                addr,
+                reason: e.to_string(),
+            })?;
+    }
+    let node = start_cluster(&cfg).await?;
+    let api_listener = tokio::net::TcpListener::bind(cfg.ingest_listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            what: "ingest",
+            addr: cfg.ingest_listen,
+            source,
+        })?;
+    let api_addr = api_listener.local_addr().map_err(|source| ServeError::Bind {
+        what: "ingest",
+        addr: cfg.ingest_listen,
+        source,
+    })?;
+    bootstrap(&node, &cfg);
+    let pump_status = Arc::new(Mutex::new(PumpStatus::default()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let pump = tokio::spawn(pump::run(
+        node.client().clone(),
+        PumpConfig {
+            nameservers: cfg.nameservers.clone(),
+        },
+        pump_status.clone(),
+        stop_rx,
+    ));
+    let status = StatusSource::new(node.client().clone(), pump_status);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<IngestServer<IngestService>>()
+        .await;
+    tracing::info!(
+        node = cfg.node_id,
+        api = %api_addr,
+        raft = %node.local_addr(),
+        "siem-relay node ready"
+    );
+    let served = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(IngestServer::new(IngestService::new(
+            node.client().clone(),
+            status,
+        )))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(api_listener).with_nodelay(Some(true)),
+            shutdown,
+        )
+        .await;
+    tracing::info!(node = cfg.node_id, "shutting down: api closed, draining delivery");
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(Duration::from_secs(10), pump).await.is_err() {
+        tracing::warn!("delivery did not stop within 10 s");
+    }
+    node.shutdown().await?;
+    tracing::info!(node = cfg.node_id, "stopped");
+    served.map_err(ServeError::from)
+}
+
+async fn start_cluster(cfg: &NodeConfig) -> Result<ClusterNode, ServeError> {
+    let tls = match &cfg.tls {
+        Some(t) => Some(TransportTls::from_files(&TlsFiles {
+            ca_cert: t.ca.clone(),
+            cert: t.cert.clone(),
+            key: t.key.clone(),
+        })?),
+        None => None,
+    };
+    let node = ClusterNode::start(cluster::node::NodeConfig {
+        id: cfg.node_id,
+        listen: cfg.raft_listen,
+        data_dir: cfg.data_dir.clone(),
+        secret: ClusterSecret::new(&cfg.secret)?,
+        timing: cfg.timing.clone(),
+        cluster_name: cfg.cluster_name.clone(),
+        client_timeout: cfg.client_timeout,
+        tls,
+    })
+    .await?;
+    Ok(node)
+}
+
+/// On the node with the lowest ID of `initial_members`: initialise the cluster if it is new, and
+/// write the initial SIEM settings once a leader exists, only if they were never written.
+fn bootstrap(node: &ClusterNode, cfg: &NodeConfig) {
+    if cfg.initial_members.keys().next() != Some(&cfg.node_id) {
+        return;
+    }
+    let client = node.client().clone();
+    let members = cfg.initial_members.clone();
+    let initial = cfg.initial_siem.clone();
+    tokio::spawn(async move {
+        let fresh = client.raft().metrics().borrow().last_log_index.is_none();
+        if fresh {
+            match client.initialize(members).await {
+                Ok(()) => tracing::info!("initialised a new cluster"),
+                Err(e) => tracing::info!(error = %e, "cluster not initialised here"),
+            }
+        }
+        // Conditional on revision 0: a cluster whose settings were ever changed keeps them.
+        loop {
+            if client.state().read().state.settings().1 > 0 {
+                return;
+            }
+            match client.update_settings(Some(0), initial.clone()).await {
+                Ok(rev) => {
+                    tracing::info!(revision = rev, "initial SIEM settings written");
+                    return;
+                }
+                Err(cluster::ClusterError::Refused { .. }) => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "initial settings not written yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,97 @@
+//! `siem-relay`: the relay's one command. `serve` runs a node of the cluster.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use node::config::{NodeConfig, SECRET_ENV};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "siem-relay",
+    version,
+    about = "A clustered relay that delivers security alerts to a SIEM as CEF over syslog"
+)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one node of the cluster (until SIGTERM or Ctrl-C).
+    Serve {
+        /// The node's TOML configuration (see docs/node.md).
+        #[arg(long, required_unless_present = "dev", conflicts_with = "dev")]
+        config: Option<PathBuf>,
+        /// Run a single-node cluster on loopback with built-in defaults: API on 127.0.0.1:7001,
+        /// metrics on 127.0.0.1:9100, SIEM at 127.0.0.1:5514 over TCP.
+        #[arg(long)]
+        dev: bool,
+        /// Data folder of the --dev node.
+        #[arg(long, default_value = "siem-relay-dev", requires = "dev")]
+        data_dir: PathBuf,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGTERM handler; only Ctrl-C stops the node");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    match cli.command {
+        Command::Serve {
+            config,
+            dev,
+            data_dir,
+        } => {
+            let cfg = match (config, dev) {
+                (Some(path), _) => NodeConfig::load(&path, std::env::var(SECRET_ENV).ok())?,
+                (None, true) => NodeConfig::dev(data_dir),
+                (None, false) => anyhow::bail!("give --config FILE or --dev"),
+            };
+            node::serve::serve(cfg, shutdown_signal())
+                .await
+                .context("serve")?;
+        }
+    }
+    Ok(())
+}
