@@ -258,9 +258,8 @@ impl NodeConfig {
         timing
             .to_openraft(&raw.cluster_name)
             .map_err(|e| err("raft", e.to_string()))?;
-        let initial_members = members(&raw.cluster.initial_members).map_err(|r| {
-            err("cluster.initial_members", r)
-        })?;
+        let initial_members =
+            members(&raw.cluster.initial_members).map_err(|r| err("cluster.initial_members", r))?;
         if raw.node_id == 0 {
             return Err(err("node_id", "must be at least 1".into()));
         }
@@ -379,7 +378,10 @@ fn members(list: &[FileMember]) -> Result<BTreeMap<u64, String>, String> {
         if m.id == 0 {
             return Err("node IDs start at 1".into());
         }
-        if m.raft.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+        if m.raft
+            .rsplit_once(':')
+            .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        {
             return Err(format!("member {}: `{}` is not host:port", m.id, m.raft));
         }
         if out.insert(m.id, m.raft.clone()).is_some() {
@@ -464,18 +466,30 @@ host_id = "relay-a"
     fn errors_name_the_file_and_the_field() {
         let cases = [
             (GOOD.replace("port = 6514", "port = 0"), "siem.port"),
-            (GOOD.replace("host_id = \"relay-a\"", "host_id = \"a b\""), "siem.host_id"),
+            (
+                GOOD.replace("host_id = \"relay-a\"", "host_id = \"a b\""),
+                "siem.host_id",
+            ),
             (
                 GOOD.replace("port = 6514", "port = 6514\nprotocol = \"sctp\""),
                 "siem.protocol",
             ),
             (GOOD.replace("port = 6514", "prot = 1"), "siem.prot"),
-            (GOOD.replace("node_id = 2", "node_id = 9"), "cluster.initial_members"),
             (
-                GOOD.replace("raft = \"127.0.0.1:7102\"\ningest", "raft = \"0.0.0.0:7102\"\ningest"),
+                GOOD.replace("node_id = 2", "node_id = 9"),
+                "cluster.initial_members",
+            ),
+            (
+                GOOD.replace(
+                    "raft = \"127.0.0.1:7102\"\ningest",
+                    "raft = \"0.0.0.0:7102\"\ningest",
+                ),
                 "listen.raft_advertise",
             ),
-            (GOOD.replace("ingest = \"127.0.0.1:7002\"", "ingest = \"nowhere\""), "listen.ingest"),
+            (
+                GOOD.replace("ingest = \"127.0.0.1:7002\"", "ingest = \"nowhere\""),
+                "listen.ingest",
+            ),
         ];
         for (text, field) in cases {
             let e = parse(&text).unwrap_err();

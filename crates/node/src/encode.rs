@@ -198,7 +198,9 @@ mod tests {
             time_ms: 0,
             pairs: vec![("nosuchkey".into(), "x".into())],
         };
-        let err = enc.encode_entry(&entry(7, &p), 0, &mut Vec::new()).unwrap_err();
+        let err = enc
+            .encode_entry(&entry(7, &p), 0, &mut Vec::new())
+            .unwrap_err();
         assert!(err.to_string().contains("record 7"), "{err}");
         assert!(err.to_string().contains("nosuchkey"), "{err}");
     }

@@ -97,6 +97,9 @@ mod tests {
         assert_eq!(AlertPayload::decode(&bytes).unwrap(), p);
         let err = AlertPayload::decode(&[9, 0]).unwrap_err();
         assert_eq!(err.to_string(), "unknown payload format 9");
-        assert!(matches!(AlertPayload::decode(&[]), Err(PayloadError::Empty)));
+        assert!(matches!(
+            AlertPayload::decode(&[]),
+            Err(PayloadError::Empty)
+        ));
     }
 }

@@ -69,11 +69,13 @@ pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Resul
             addr: cfg.ingest_listen,
             source,
         })?;
-    let api_addr = api_listener.local_addr().map_err(|source| ServeError::Bind {
-        what: "ingest",
-        addr: cfg.ingest_listen,
-        source,
-    })?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            what: "ingest",
+            addr: cfg.ingest_listen,
+            source,
+        })?;
     bootstrap(&node, &cfg);
     let pump_status = Arc::new(Mutex::new(PumpStatus::default()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -87,9 +89,7 @@ pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Resul
     ));
     let status = StatusSource::new(node.client().clone(), pump_status);
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<IngestServer<IngestService>>()
-        .await;
+    health.set_serving::<IngestServer<IngestService>>().await;
     tracing::info!(
         node = cfg.node_id,
         api = %api_addr,
@@ -107,9 +107,15 @@ pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Resul
             shutdown,
         )
         .await;
-    tracing::info!(node = cfg.node_id, "shutting down: api closed, draining delivery");
+    tracing::info!(
+        node = cfg.node_id,
+        "shutting down: api closed, draining delivery"
+    );
     let _ = stop_tx.send(true);
-    if tokio::time::timeout(Duration::from_secs(10), pump).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), pump)
+        .await
+        .is_err()
+    {
         tracing::warn!("delivery did not stop within 10 s");
     }
     node.shutdown().await?;

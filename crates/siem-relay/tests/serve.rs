@@ -1,6 +1,9 @@
 //! `siem-relay serve` as a process: configuration errors name the file and the field and stop
 //! the node; SIGTERM stops it cleanly.
 
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{Cluster, alert, binary, siem_table, submit};
@@ -31,7 +34,10 @@ fn a_bad_configuration_stops_the_node_with_the_file_and_field_named() {
         ("[siem]\nport = 0\n", "`siem.port`"),
         ("[siem]\nprotocol = \"sctp\"\n", "`siem.protocol`"),
         ("[siem]\nhostt = \"x\"\n", "`siem.hostt`"),
-        ("[raft]\nheartbeat_ms = 500\nelection_timeout_min_ms = 600\nelection_timeout_max_ms = 900\nclient_timeout_ms = 1000\n", "`raft`"),
+        (
+            "[raft]\nheartbeat_ms = 500\nelection_timeout_min_ms = 600\nelection_timeout_max_ms = 900\nclient_timeout_ms = 1000\n",
+            "`raft`",
+        ),
     ] {
         let (ok, err) = serve_with(&format!("{base}{extra}"));
         assert!(!ok, "started with {extra:?}");

@@ -1,6 +1,9 @@
 //! The SIEM behind a round-robin DNS name (dnsmasq) with two rsyslog receivers: killing the one
 //! in use under load loses nothing acknowledged and delivery goes on at the other address.
 
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{Cluster, WAIT, alert, event_id, submit};
@@ -47,7 +50,11 @@ async fn killing_the_siem_in_use_under_load_loses_nothing_and_delivery_moves_on(
                 if let Some(k) = (0..2).find(|&k| !siems[k].lines().is_empty()) {
                     break k;
                 }
-                assert!(Instant::now() < deadline, "nothing delivered\n{}", cluster.logs());
+                assert!(
+                    Instant::now() < deadline,
+                    "nothing delivered\n{}",
+                    cluster.logs()
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             };
             siems[in_use].kill();

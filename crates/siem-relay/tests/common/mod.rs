@@ -2,7 +2,9 @@
 //! written for the test, and a gRPC client of each. Processes are SIGKILLed on drop, also when a
 //! test fails.
 
-#![allow(dead_code)]
+// Test helpers may unwrap: a panic is a test failure with a location. Not every test file uses
+// every helper.
+#![allow(dead_code, clippy::unwrap_used)]
 
 use relay_proto::ingest::v1 as pb;
 use relay_proto::ingest::v1::ingest_client::IngestClient;
