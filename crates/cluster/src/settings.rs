@@ -55,6 +55,9 @@ pub struct SettingsViolation {
 pub const MIN_MESSAGE_BYTES: u32 = 480;
 /// Largest accepted `max_message_bytes`.
 pub const MAX_MESSAGE_BYTES: u32 = 1024 * 1024;
+/// Largest `max_message_bytes` over UDP: what one IPv4 datagram carries (65,535 minus the IP
+/// and UDP headers). A larger message could never be sent.
+pub const MAX_UDP_MESSAGE_BYTES: u32 = 65_507;
 /// Longest accepted heartbeat interval (one day).
 pub const MAX_HEARTBEAT_MS: u64 = 24 * 3600 * 1000;
 
@@ -152,6 +155,12 @@ impl SiemSettings {
                 format!("must be in {MIN_MESSAGE_BYTES}..={MAX_MESSAGE_BYTES}"),
             ));
         }
+        if self.protocol == SiemProtocol::Udp && self.max_message_bytes > MAX_UDP_MESSAGE_BYTES {
+            return Err(violation(
+                "max_message_bytes",
+                format!("at most {MAX_UDP_MESSAGE_BYTES} over UDP (one datagram)"),
+            ));
+        }
         if let Some(pem) = &self.tls_certificate_pem {
             check_certificate_pem(pem).map_err(|r| violation("tls_certificate", r))?;
         }
@@ -173,6 +182,28 @@ impl SiemSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn over_udp_a_message_larger_than_one_datagram_is_refused() {
+        let udp = SiemSettings {
+            protocol: SiemProtocol::Udp,
+            max_message_bytes: MAX_UDP_MESSAGE_BYTES + 1,
+            ..SiemSettings::default()
+        };
+        let v = udp.validate().unwrap_err();
+        assert_eq!(v.field, "max_message_bytes");
+        assert!(v.reason.contains("65507"), "{v}");
+        let fits = SiemSettings {
+            max_message_bytes: MAX_UDP_MESSAGE_BYTES,
+            ..udp.clone()
+        };
+        assert!(fits.validate().is_ok());
+        let tcp = SiemSettings {
+            protocol: SiemProtocol::Tcp,
+            ..udp
+        };
+        assert!(tcp.validate().is_ok());
+    }
 
     fn field_of(s: &SiemSettings) -> String {
         s.validate().unwrap_err().field

@@ -416,7 +416,11 @@ fn siem_settings(s: &FileSiem) -> Result<SiemSettings, (String, String)> {
     };
     settings
         .validate()
-        .map_err(|v| (format!("siem.{}", v.field), v.reason))?;
+        .map_err(|v| {
+            // The replicated setting is `heartbeat`; this file spells it with its unit.
+            let field = if v.field == "heartbeat" { "heartbeat_ms" } else { v.field.as_str() };
+            (format!("siem.{field}"), v.reason)
+        })?;
     Ok(settings)
 }
 
