@@ -537,3 +537,53 @@ mod files {
         assert_golden("the saved purge point", purged.value(), "01 01 01 01 01");
     }
 }
+
+/// Requests a follower forwards to the leader, and the leader's answers: a node of the previous
+/// build must read what a newer one forwards during a rolling upgrade.
+#[test]
+fn forwarded_requests_and_replies() {
+    use cluster::messages::{ForwardError, ForwardReply, ForwardRequest};
+    use cluster::state::{Response, SubmitOutcome};
+    let requests = [
+        ForwardRequest::Write(Command::Delivered { up_to_seq: 7_u64 }),
+        ForwardRequest::ReadSettings,
+    ];
+    for r in &requests {
+        let golden = match r {
+            ForwardRequest::Write(_) => "01 00 02 07",
+            ForwardRequest::ReadSettings => "01 01",
+        };
+        assert_golden("forward request", &codec::encode(r).unwrap(), golden);
+    }
+    let replies: [Result<ForwardReply, ForwardError>; 4] = [
+        Ok(ForwardReply::Written(Response::Submitted {
+            outcomes: vec![
+                SubmitOutcome::Accepted { seq: 9_u64 },
+                SubmitOutcome::Duplicate,
+            ],
+        })),
+        Ok(ForwardReply::Settings(settings(), 3_u64)),
+        Err(ForwardError::NotLeader {
+            leader_id: Some(2_u64),
+            leader_addr: Some(String::from("n2:7100")),
+        }),
+        Err(ForwardError::Failed {
+            reason: String::from("x"),
+        }),
+    ];
+    for r in &replies {
+        let golden = match r {
+            Ok(ForwardReply::Written(_)) => "0001000102000901",
+            Ok(ForwardReply::Settings(..)) => {
+                "0001010001107369656d2e6578616d706c652e6e6574f232010772656c61792d37c8df02010350454d00804003"
+            }
+            Err(ForwardError::NotLeader { .. }) => {
+                "017b224e6f744c6561646572223a7b226c65616465725f6964223a322c226c65616465725f61646472223a226e323a37313030227d7d"
+            }
+            Err(ForwardError::Failed { .. }) => {
+                "017b224661696c6564223a7b22726561736f6e223a2278227d7d"
+            }
+        };
+        assert_golden("forward reply", &codec::encode_result(r).unwrap(), golden);
+    }
+}

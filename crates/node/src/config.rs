@@ -414,13 +414,15 @@ fn siem_settings(s: &FileSiem) -> Result<SiemSettings, (String, String)> {
         tls_enabled: false,
         max_message_bytes: s.max_message_bytes,
     };
-    settings
-        .validate()
-        .map_err(|v| {
-            // The replicated setting is `heartbeat`; this file spells it with its unit.
-            let field = if v.field == "heartbeat" { "heartbeat_ms" } else { v.field.as_str() };
-            (format!("siem.{field}"), v.reason)
-        })?;
+    settings.validate().map_err(|v| {
+        // The replicated setting is `heartbeat`; this file spells it with its unit.
+        let field = if v.field == "heartbeat" {
+            "heartbeat_ms"
+        } else {
+            v.field.as_str()
+        };
+        (format!("siem.{field}"), v.reason)
+    })?;
     Ok(settings)
 }
 
