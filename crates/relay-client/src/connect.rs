@@ -47,12 +47,12 @@ impl Connector {
     pub fn client(&self, target: &Target) -> Result<IngestClient<Channel>, ClientError> {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let uri = format!("{scheme}://{}", target.addr);
-        let tls_error = |source| ClientError::Tls {
+        let setup_error = |source| ClientError::ChannelSetup {
             addr: target.addr,
             source,
         };
         let mut endpoint = TonicEndpoint::from_shared(uri)
-            .map_err(tls_error)?
+            .map_err(setup_error)?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
@@ -66,7 +66,7 @@ impl Connector {
                 .ca_certificate(Certificate::from_pem(&tls.ca_pem))
                 .domain_name(name)
                 .timeout(self.connect_timeout);
-            endpoint = endpoint.tls_config(config).map_err(tls_error)?;
+            endpoint = endpoint.tls_config(config).map_err(setup_error)?;
         }
         Ok(IngestClient::new(endpoint.connect_lazy()))
     }

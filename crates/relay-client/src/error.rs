@@ -41,9 +41,10 @@ pub enum ClientError {
         /// The name.
         host: String,
     },
-    /// The TLS settings could not be applied to the channel to a node.
-    #[error("tls setup for {addr}: {source}")]
-    Tls {
+    /// The channel to a node could not be set up (in practice: the TLS settings could not be
+    /// applied).
+    #[error("channel setup for {addr}: {source}")]
+    ChannelSetup {
         /// The node address.
         addr: SocketAddr,
         /// tonic's error.
@@ -176,7 +177,7 @@ impl ClientError {
         match self {
             ClientError::InvalidEndpoint { .. }
             | ClientError::InvalidConfig { .. }
-            | ClientError::Tls { .. } => ErrorKind::Config,
+            | ClientError::ChannelSetup { .. } => ErrorKind::Config,
             ClientError::Resolve { .. } | ClientError::NoAddresses { .. } => ErrorKind::Resolve,
             ClientError::Unavailable { .. } => ErrorKind::Unavailable,
             ClientError::Overloaded { .. } => ErrorKind::Overloaded,
@@ -192,7 +193,7 @@ impl ClientError {
     /// The node address the error came from, if it came from one node.
     pub fn addr(&self) -> Option<SocketAddr> {
         match self {
-            ClientError::Tls { addr, .. }
+            ClientError::ChannelSetup { addr, .. }
             | ClientError::Overloaded { addr, .. }
             | ClientError::InvalidArgument { addr, .. }
             | ClientError::Denied { addr, .. }
@@ -208,14 +209,26 @@ impl ClientError {
     }
 }
 
-/// `code_name: message` of a status, for error messages.
+/// `code_name: message` of a status, for error messages, followed by the root cause when the
+/// status was raised by the local transport (`tcp connect error: Connection refused ...`).
 fn describe(status: &Status) -> String {
-    let code = code_name(status.code());
-    if status.message().is_empty() {
-        code.to_string()
-    } else {
-        format!("{code}: {}", status.message())
+    let mut s = code_name(status.code()).to_string();
+    if !status.message().is_empty() {
+        s.push_str(": ");
+        s.push_str(status.message());
     }
+    let mut root = std::error::Error::source(status);
+    while let Some(next) = root.and_then(std::error::Error::source) {
+        root = Some(next);
+    }
+    if let Some(root) = root {
+        let cause = root.to_string();
+        if !s.contains(&cause) {
+            s.push_str(": ");
+            s.push_str(&cause);
+        }
+    }
+    s
 }
 
 /// The lower-case name of a gRPC status code.
@@ -268,5 +281,22 @@ mod tests {
             e.to_string(),
             "no node answered after 3 attempts in 1500 ms; last failure on 127.0.0.1:7001: unavailable"
         );
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("tcp connect error")]
+    struct ConnectError(#[source] std::io::Error);
+
+    #[test]
+    fn a_transport_failure_shows_its_root_cause_once() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let status = Status::from_error(Box::new(ConnectError(refused)));
+        assert_eq!(
+            describe(&status),
+            "unknown: tcp connect error: connection refused"
+        );
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let status = Status::from_error(Box::new(refused));
+        assert_eq!(describe(&status), "unknown: connection refused");
     }
 }
