@@ -29,7 +29,7 @@ use relay_client::{Alert, Client, ClientConfig, Endpoint, Outcome, RetryPolicy, 
 use tokio::sync::{mpsc, watch};
 
 /// Largest batch the ingest API takes.
-const MAX_BATCH: usize = 10_000;
+const MAX_BATCH: usize = 4_096;
 
 #[derive(Parser, Debug)]
 #[command(
