@@ -53,7 +53,7 @@ struct Args {
     /// Stop after this many new alerts.
     #[arg(long)]
     count: Option<u64>,
-    /// Alerts per submit call (1..=10000).
+    /// Alerts per submit call (1..=4096).
     #[arg(long, default_value_t = 100)]
     batch: usize,
     /// Submit calls in flight at once.
