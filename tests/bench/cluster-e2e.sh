@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# End-to-end figures of a local 3-node cluster: relay-load submits alerts over gRPC to all three
+# nodes, the leader delivers them to siem-sink over TCP; prints the load generator's summary
+# (accepted/s, latency percentiles), what the sink received and the nodes' RSS and CPU time.
+#
+#   bash tests/bench/cluster-e2e.sh [--seconds 60] [--rate 0|N/s] [--size 1024] [--batch 500]
+#                                    [--concurrency 8]
+#
+# Release binaries are built first. Everything runs on 127.0.0.1 ports chosen at random, under a
+# temporary folder that is removed at the end; every process started here is stopped by PID.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+seconds=60 rate=0 size=1024 batch=500 concurrency=8
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) seconds=$2; shift 2 ;;
+    --rate) rate=$2; shift 2 ;;
+    --size) size=$2; shift 2 ;;
+    --batch) batch=$2; shift 2 ;;
+    --concurrency) concurrency=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+cd "$root"
+cargo build --release -q -p siem-relay -p loadkit
+bin=$root/target/release
+work=$(mktemp -d /tmp/siem-relay-e2e.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+sink_port=$(port)
+"$bin/siem-sink" --tcp "127.0.0.1:$sink_port" --every-ms 1000 > "$work/sink.jsonl" &
+pids+=($!)
+echo "0123456789abcdef-e2e-bench-secret" > "$work/secret"
+declare -A raft api
+for id in 1 2 3; do raft[$id]=$(port); api[$id]=$(port); done
+members="{ id = 1, raft = \"127.0.0.1:${raft[1]}\" }, { id = 2, raft = \"127.0.0.1:${raft[2]}\" }, { id = 3, raft = \"127.0.0.1:${raft[3]}\" }"
+node_pids=()
+for id in 1 2 3; do
+  cat > "$work/n$id.toml" <<TOML
+node_id = $id
+data_dir = "n$id"
+[listen]
+raft = "127.0.0.1:${raft[$id]}"
+ingest = "127.0.0.1:${api[$id]}"
+[cluster]
+initial_members = [$members]
+secret_file = "secret"
+[siem]
+host = "127.0.0.1"
+port = $sink_port
+host_id = "bench"
+TOML
+  RUST_LOG=warn "$bin/siem-relay" serve --config "$work/n$id.toml" 2> "$work/n$id.log" &
+  pids+=($!); node_pids+=($!)
+done
+endpoint="127.0.0.1:${api[1]},127.0.0.1:${api[2]},127.0.0.1:${api[3]}"
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+echo "== relay-load: $seconds s, rate $rate, $size B alerts, batch $batch, concurrency $concurrency"
+"$bin/relay-load" --endpoint "$endpoint" --rate "$rate" --seconds 3 --count 1 --batch 1 > /dev/null 2>&1 || true
+declare -A cpu0
+for p in "${node_pids[@]}"; do cpu0[$p]=$(cpu_ticks "$p"); done
+vmstat 5 2 | tail -1 | awk '{print "vmstat before: us " $13 " sy " $14 " id " $15 " st " $17}'
+(vmstat 10 $(( seconds / 10 + 1 )) | awk 'NR>3 {print "vmstat during: us " $13 " sy " $14 " id " $15 " st " $17}' > "$work/vmstat.txt") &
+pids+=($!)
+t_start=$(date +%s.%N)
+"$bin/relay-load" --endpoint "$endpoint" --rate "$rate" --seconds "$seconds" --size "$size" \
+  --batch "$batch" --concurrency "$concurrency" --json > "$work/load.json"
+cat "$work/load.json"
+submitted=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("accepted", d.get("totals",{}).get("accepted",0)))' "$work/load.json" 2>/dev/null || echo "?")
+echo "== waiting for the sink to receive everything accepted ($submitted + warm-up)"
+for _ in $(seq 600); do
+  got=$(tail -1 "$work/sink.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["unique"])')
+  [ "$submitted" != "?" ] && [ "$got" -ge "$submitted" ] && break
+  sleep 0.5
+done
+t_done=$(date +%s.%N)
+tail -1 "$work/sink.jsonl"
+cat "$work/vmstat.txt"
+python3 -c "import sys; n=int(sys.argv[1]); t=float(sys.argv[3])-float(sys.argv[2]); print(f'received by the sink: {n} alerts in {t:.1f} s = {n/t:.0f} alerts/s')" "$got" "$t_start" "$t_done"
+hz=$(getconf CLK_TCK)
+for p in "${node_pids[@]}"; do
+  rss=$(awk '/VmRSS/{print $2}' "/proc/$p/status")
+  cpu=$(( $(cpu_ticks "$p") - ${cpu0[$p]} ))
+  echo "node pid $p: RSS $((rss / 1024)) MiB, CPU $(python3 -c "print(round($cpu/$hz,1))") s during the run"
+done
