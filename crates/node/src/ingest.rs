@@ -47,7 +47,11 @@ pub fn to_record(alert: &pb::Alert) -> Result<Record, String> {
         Ok(pb::Importance::High) => Importance::High,
         _ => return Err("`importance` must be LOW, MEDIUM or HIGH".into()),
     };
-    if let Some(p) = alert.pairs.iter().find(|p| RELAY_KEYS.contains(&p.key.as_str())) {
+    if let Some(p) = alert
+        .pairs
+        .iter()
+        .find(|p| RELAY_KEYS.contains(&p.key.as_str()))
+    {
         return Err(format!(
             "key `{}` is set by the relay (dvchost from the settings, eventId from alert_id, rt from time_ms)",
             p.key
@@ -168,7 +172,10 @@ mod tests {
     fn a_valid_alert_becomes_an_alert_record_with_its_values() {
         let r = to_record(&alert(&[("request", "http://x.test/"), ("cs1", "v")])).unwrap();
         assert_eq!(r.kind, RecordKind::Alert);
-        assert_eq!((r.source.as_str(), r.alert_id.as_str()), ("sensor-1", "a-1"));
+        assert_eq!(
+            (r.source.as_str(), r.alert_id.as_str()),
+            ("sensor-1", "a-1")
+        );
         let p = AlertPayload::decode(&r.payload).unwrap();
         assert_eq!(p.type_token, "url_web");
         assert_eq!(p.pairs.len(), 2);

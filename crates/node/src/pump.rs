@@ -404,14 +404,15 @@ fn component_states(
             let (applied, up) = if *id == m.id {
                 (m.last_applied.map_or(0, |l| l.index), true)
             } else {
-                let matched = replication.get(id).copied().flatten().map_or(0, |l| l.index);
+                let matched = replication
+                    .get(id)
+                    .copied()
+                    .flatten()
+                    .map_or(0, |l| l.index);
                 let moved = last_matched.insert(*id, matched) != Some(matched);
                 (matched, matched >= last_log || moved)
             };
-            (
-                format!("node-{id}-{role}-applied-{applied}"),
-                u8::from(!up),
-            )
+            (format!("node-{id}-{role}-applied-{applied}"), u8::from(!up))
         })
         .collect()
 }

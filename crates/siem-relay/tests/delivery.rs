@@ -1,6 +1,9 @@
 //! The relay end to end with real parts: three `siem-relay serve` processes, rsyslog as the
 //! SIEM, alerts submitted over the public gRPC API. Tests wait on conditions with deadlines.
 
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{Cluster, WAIT, alert, event_id, siem_table, submit};
@@ -61,11 +64,21 @@ async fn alerts_submitted_to_every_node_arrive_once_each_in_commit_order_as_pars
     let want: Vec<String> = seq_of.into_values().collect();
     assert_eq!(got, want, "every alert once, in commit order");
     // byte-exact CEF that a parser reads back: escaping of `=` and the kept `|`
-    let line = siem.lines().into_iter().find(|l| l.contains("n1-r0-a0")).unwrap();
+    let line = siem
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("n1-r0-a0"))
+        .unwrap();
     assert!(line.starts_with("<140>1 "), "{line}");
-    assert!(line.contains(" relay-test siem-relay - - - CEF:0|AO Kaspersky Lab|"), "{line}");
+    assert!(
+        line.contains(" relay-test siem-relay - - - CEF:0|AO Kaspersky Lab|"),
+        "{line}"
+    );
     assert!(line.contains("fName=report\\=final.docm"), "{line}");
-    assert!(line.contains("request=http://files.example.net/get?id\\=42|x"), "{line}");
+    assert!(
+        line.contains("request=http://files.example.net/get?id\\=42|x"),
+        "{line}"
+    );
     let (_, cef) = cef::parse_frame(line.as_bytes()).unwrap();
     assert_eq!(cef.get("dvchost"), Some("relay-test"));
     assert_eq!(cef.get("fName"), Some("report=final.docm"));
@@ -107,7 +120,11 @@ async fn the_same_alert_sent_to_all_nodes_at_once_arrives_once() {
             *accepted_count.entry(format!("{results:?}")).or_default() += 1;
         }
     }
-    assert_eq!(accepted_count.len(), 10, "one acceptance per alert ID: {accepted_count:?}");
+    assert_eq!(
+        accepted_count.len(),
+        10,
+        "one acceptance per alert ID: {accepted_count:?}"
+    );
     // a marker submitted last: once it arrived, everything before it did
     submit(&cluster.nodes[&1], vec![alert("marker")]).await;
     let got = siem_event_ids(&siem, 11, &cluster).await;
@@ -145,7 +162,11 @@ async fn killing_the_leader_under_load_loses_nothing_acknowledged_and_delivery_r
     let resumed = killed_at.elapsed();
     let set: std::collections::HashSet<&String> = got.iter().collect();
     let lost: Vec<&String> = acked.iter().filter(|a| !set.contains(a)).collect();
-    assert!(lost.is_empty(), "lost {} acknowledged alerts: {lost:?}", lost.len());
+    assert!(
+        lost.is_empty(),
+        "lost {} acknowledged alerts: {lost:?}",
+        lost.len()
+    );
     println!(
         "all {} acknowledged alerts delivered ({} lines, {} duplicates) {resumed:?} after the last submission",
         acked.len(),
