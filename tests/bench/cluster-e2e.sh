@@ -64,9 +64,12 @@ TOML
   pids+=($!); node_pids+=($!)
 done
 endpoint="127.0.0.1:${api[1]},127.0.0.1:${api[2]},127.0.0.1:${api[3]}"
+rss_line() { for p in "${node_pids[@]}"; do printf '%s ' "$(( $(awk '/VmRSS/{print $2}' "/proc/$p/status") / 1024 )) MiB"; done; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 echo "== relay-load: $seconds s, rate $rate, $size B alerts, batch $batch, concurrency $concurrency"
 "$bin/relay-load" --endpoint "$endpoint" --rate "$rate" --seconds 3 --count 1 --batch 1 > /dev/null 2>&1 || true
+sleep 5
+echo "node RSS at rest (after start and one alert): $(rss_line)"
 declare -A cpu0
 for p in "${node_pids[@]}"; do cpu0[$p]=$(cpu_ticks "$p"); done
 vmstat 5 2 | tail -1 | awk '{print "vmstat before: us " $13 " sy " $14 " id " $15 " st " $17}'
@@ -79,7 +82,7 @@ cat "$work/load.json"
 submitted=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("accepted", d.get("totals",{}).get("accepted",0)))' "$work/load.json" 2>/dev/null || echo "?")
 echo "== waiting for the sink to receive everything accepted ($submitted + warm-up)"
 for _ in $(seq 600); do
-  got=$(tail -1 "$work/sink.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["unique"])')
+  got=$(tail -1 "$work/sink.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["messages"])')
   [ "$submitted" != "?" ] && [ "$got" -ge "$submitted" ] && break
   sleep 0.5
 done

@@ -56,6 +56,6 @@ pub use parse::{SyslogMessage, SyslogTimestamp, parse_cef, parse_frame, parse_sy
 pub use record::{Extension, Field, Importance, Pairs, Record};
 pub use syslog::{
     DEFAULT_APP_NAME, DEFAULT_MAX_MESSAGE_BYTES, Encoded, Facility, MIN_MAX_MESSAGE_BYTES, Pri,
-    Severity, SyslogEncoder, SyslogEncoderBuilder, SyslogFormat,
+    Severity, SyslogEncoder, SyslogEncoderBuilder, SyslogFormat, truncated_len,
 };
 pub use time::{RtFormat, format_rt};

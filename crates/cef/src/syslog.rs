@@ -240,13 +240,35 @@ impl SyslogEncoder {
         out: &mut Vec<u8>,
     ) -> Encoded {
         let start = out.len();
-        self.write_message(record, severity, timestamp_ms, out);
-        let mut message_len = out.len() - start;
-        let truncated = message_len > self.max_message_bytes;
-        if truncated {
-            message_len = cut_point(&out[start..], self.max_message_bytes);
-            out.truncate(start + message_len);
-        }
+        self.write_envelope(severity, timestamp_ms, out);
+        record.write_cef(out);
+        self.cut_and_frame(out, start)
+    }
+
+    /// Appends one framed syslog message carrying `cef`, CEF text that was encoded elsewhere (by
+    /// a CEF source whose messages are relayed), byte for byte: this encoder's envelope around
+    /// it, then the same cut to `max_message_bytes` and framing as [`SyslogEncoder::encode`].
+    ///
+    /// The bytes are not looked at: the caller has checked that they are one CEF record (with
+    /// [`crate::parse_cef`]), so they hold no raw line break and the cut rules apply.
+    pub fn encode_cef_text(
+        &self,
+        cef: &[u8],
+        severity: Severity,
+        timestamp_ms: i64,
+        out: &mut Vec<u8>,
+    ) -> Encoded {
+        let start = out.len();
+        self.write_envelope(severity, timestamp_ms, out);
+        out.extend_from_slice(cef);
+        self.cut_and_frame(out, start)
+    }
+
+    /// Cuts the message at `out[start..]` to `max_message_bytes` and frames it.
+    fn cut_and_frame(&self, out: &mut Vec<u8>, start: usize) -> Encoded {
+        let message_len = truncated_len(&out[start..], self.max_message_bytes);
+        let truncated = message_len < out.len() - start;
+        out.truncate(start + message_len);
         self.framing.frame_in_place(out, start);
         Encoded {
             frame_len: out.len() - start,
@@ -255,13 +277,8 @@ impl SyslogEncoder {
         }
     }
 
-    fn write_message(
-        &self,
-        record: &Record,
-        severity: Severity,
-        timestamp_ms: i64,
-        out: &mut Vec<u8>,
-    ) {
+    /// Writes `<PRI>` and the header fields of the envelope, up to where the CEF text starts.
+    fn write_envelope(&self, severity: Severity, timestamp_ms: i64, out: &mut Vec<u8>) {
         out.push(b'<');
         push_u64(
             out,
@@ -303,7 +320,18 @@ impl SyslogEncoder {
                 out.extend_from_slice(b": ");
             }
         }
-        record.write_cef(out);
+    }
+}
+
+/// The length `message` keeps when it is cut to at most `max` bytes the way every encoded
+/// message is: `message.len()` if it fits, otherwise at most `max`, ending on a UTF-8 character
+/// boundary and not after the first half of a `\` escape. For senders that pass a whole syslog
+/// message through as it came (the node's listener in `keep` mode), so it obeys the same limit.
+pub fn truncated_len(message: &[u8], max: usize) -> usize {
+    if message.len() <= max {
+        message.len()
+    } else {
+        cut_point(message, max)
     }
 }
 
@@ -586,6 +614,35 @@ mod tests {
             assert_eq!(trailing % 2, 0, "max {max} leaves a dangling backslash");
             assert!(cut + 1 >= max);
         }
+    }
+
+    #[test]
+    fn cef_text_passed_through_gets_the_same_envelope_cut_and_framing_as_a_record() {
+        for (max, value) in [
+            (32_768, "report.docm".to_owned()),
+            (600, "é\\=".repeat(300)),
+        ] {
+            let r = alert_with(&value);
+            let e = SyslogEncoder::builder()
+                .hostname("h")
+                .max_message_bytes(max)
+                .build()
+                .unwrap();
+            let (mut from_record, mut from_text) = (Vec::new(), Vec::new());
+            let a = e.encode(&r, Severity::Notice, 7, &mut from_record);
+            let b = e.encode_cef_text(
+                r.to_cef_string().as_bytes(),
+                Severity::Notice,
+                7,
+                &mut from_text,
+            );
+            assert_eq!(from_text, from_record);
+            assert_eq!(a, b);
+            assert_eq!(b.truncated, max == 600);
+        }
+        assert_eq!(truncated_len(b"short", 480), 5);
+        assert_eq!(truncated_len(&[b'a'; 500], 480), 480);
+        assert_eq!(truncated_len("é".repeat(300).as_bytes(), 481), 480);
     }
 
     #[test]

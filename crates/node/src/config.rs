@@ -24,8 +24,21 @@
 //! protocol = "tcp"
 //! host_id = "kata-central"
 //! nameservers = ["10.0.0.53:53"]   # DNS for the SIEM name; default: the system's
+//!
+//! [syslog]                      # the CEF syslog listener; off without this table
+//! tcp = "10.0.0.1:514"
+//! udp = "10.0.0.1:514"
+//! tls = "10.0.0.1:6514"
+//! tls_cert = "/etc/siem-relay/syslog.crt"
+//! tls_key = "/etc/siem-relay/syslog.key"
+//! framing = "auto"              # TCP and TLS: "auto" (per connection), "octet-counting", "lf"
+//! header = "rewrite"            # or "keep" (the sender's syslog header, byte for byte)
+//! max_connections = 256
+//! max_line_bytes = 65536
+//! max_per_second = 0            # messages per connection (UDP: per sender); 0 = unlimited
 //! ```
 
+use crate::syslog::{HeaderMode, StreamFraming};
 use cluster::config::TimingConfig;
 use cluster::settings::{SiemProtocol, SiemSettings};
 use serde::Deserialize;
@@ -62,6 +75,7 @@ struct FileConfig {
     siem: FileSiem,
     #[serde(default)]
     raft: FileRaft,
+    syslog: Option<FileSyslog>,
 }
 
 fn default_cluster_name() -> String {
@@ -154,6 +168,91 @@ impl Default for FileRaft {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileSyslog {
+    tcp: Option<SocketAddr>,
+    udp: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    framing: String,
+    header: String,
+    max_connections: usize,
+    max_line_bytes: usize,
+    max_per_second: u32,
+}
+
+impl Default for FileSyslog {
+    fn default() -> Self {
+        let d = SyslogConfig::DEFAULTS;
+        Self {
+            tcp: None,
+            udp: None,
+            tls: None,
+            tls_cert: None,
+            tls_key: None,
+            framing: "auto".into(),
+            header: "rewrite".into(),
+            max_connections: d.max_connections,
+            max_line_bytes: d.max_line_bytes,
+            max_per_second: d.max_per_second,
+        }
+    }
+}
+
+/// The limits of the syslog listener and their defaults (one place for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyslogLimits {
+    /// Most TCP and TLS connections open at once; more are closed at once (counted).
+    pub max_connections: usize,
+    /// Longest syslog message accepted, framing excluded; longer ones are skipped (counted).
+    pub max_line_bytes: usize,
+    /// Messages per second per connection (UDP: per sender address); 0 = unlimited.
+    pub max_per_second: u32,
+}
+
+/// The TLS listener of the syslog listener: its address and PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogTls {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Certificate chain (PEM, leaf first).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+}
+
+/// The CEF syslog listener (`[syslog]`): at least one of TCP, UDP and TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogConfig {
+    /// Plain TCP listen address.
+    pub tcp: Option<SocketAddr>,
+    /// UDP listen address.
+    pub udp: Option<SocketAddr>,
+    /// TLS listener.
+    pub tls: Option<SyslogTls>,
+    /// Framing of TCP and TLS streams.
+    pub framing: StreamFraming,
+    /// What is delivered as the syslog header of a relayed message.
+    pub header: HeaderMode,
+    /// Connection, size and rate limits.
+    pub limits: SyslogLimits,
+}
+
+impl SyslogConfig {
+    /// The default limits.
+    pub const DEFAULTS: SyslogLimits = SyslogLimits {
+        max_connections: 256,
+        max_line_bytes: 64 * 1024,
+        max_per_second: 0,
+    };
+    /// Smallest `max_line_bytes`: every syslog receiver must take 480 bytes (RFC 5424 6.1).
+    pub const MIN_LINE_BYTES: usize = cef::MIN_MAX_MESSAGE_BYTES;
+    /// Largest `max_line_bytes` (a connection buffers at most about one line).
+    pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+}
+
 /// Mutual TLS files of the node-to-node transport.
 #[derive(Debug, Clone)]
 pub struct TlsPaths {
@@ -198,6 +297,8 @@ pub struct NodeConfig {
     pub timing: TimingConfig,
     /// Deadline of a client request, forwarding included.
     pub client_timeout: Duration,
+    /// The CEF syslog listener, if configured (off by default).
+    pub syslog: Option<SyslogConfig>,
 }
 
 impl NodeConfig {
@@ -269,6 +370,10 @@ impl NodeConfig {
                 format!("does not list this node (node_id {})", raw.node_id),
             ));
         }
+        let syslog = match &raw.syslog {
+            Some(f) => Some(syslog_config(f, &rel).map_err(|(f, r)| err(&f, r))?),
+            None => None,
+        };
         let raft_advertise = match raw.listen.raft_advertise {
             Some(a) => a,
             None if raw.listen.raft.ip().is_unspecified() => {
@@ -302,6 +407,7 @@ impl NodeConfig {
             nameservers: raw.siem.nameservers,
             timing,
             client_timeout: Duration::from_millis(raw.raft.client_timeout_ms),
+            syslog,
         })
     }
 
@@ -331,6 +437,7 @@ impl NodeConfig {
             nameservers: Vec::new(),
             timing: TimingConfig::default(),
             client_timeout: Duration::from_secs(10),
+            syslog: None,
         }
     }
 }
@@ -426,6 +533,89 @@ fn siem_settings(s: &FileSiem) -> Result<SiemSettings, (String, String)> {
     Ok(settings)
 }
 
+fn syslog_config(
+    f: &FileSyslog,
+    rel: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<SyslogConfig, (String, String)> {
+    let bad = |field: &str, reason: String| (format!("syslog.{field}"), reason);
+    let framing = match f.framing.as_str() {
+        "auto" => StreamFraming::Auto,
+        "octet-counting" => StreamFraming::OctetCounting,
+        "lf" => StreamFraming::Lf,
+        other => {
+            return Err(bad(
+                "framing",
+                format!("`{other}` is not `auto`, `octet-counting` or `lf`"),
+            ));
+        }
+    };
+    let header = match f.header.as_str() {
+        "rewrite" => HeaderMode::Rewrite,
+        "keep" => HeaderMode::Keep,
+        other => {
+            return Err(bad(
+                "header",
+                format!("`{other}` is not `rewrite` or `keep`"),
+            ));
+        }
+    };
+    let tls = match (f.tls, &f.tls_cert, &f.tls_key) {
+        (Some(listen), Some(cert), Some(key)) => {
+            let tls = SyslogTls {
+                listen,
+                cert: rel(cert.clone()),
+                key: rel(key.clone()),
+            };
+            crate::syslog::tls::acceptor(&tls.cert, &tls.key)
+                .map_err(|e| bad(e.field(), e.to_string()))?;
+            Some(tls)
+        }
+        (Some(_), None, _) => return Err(bad("tls_cert", "required with syslog.tls".into())),
+        (Some(_), _, None) => return Err(bad("tls_key", "required with syslog.tls".into())),
+        (None, Some(_), _) => return Err(bad("tls_cert", "set without syslog.tls".into())),
+        (None, _, Some(_)) => return Err(bad("tls_key", "set without syslog.tls".into())),
+        (None, None, None) => None,
+    };
+    if f.tcp.is_none() && f.udp.is_none() && tls.is_none() {
+        return Err(bad(
+            "tcp",
+            "the table listens nowhere: set syslog.tcp, syslog.udp or syslog.tls (or leave the table out)".into(),
+        ));
+    }
+    if let (Some(tcp), Some(t)) = (f.tcp, &tls)
+        && tcp == t.listen
+    {
+        return Err(bad("tls", format!("{tcp} is also syslog.tcp")));
+    }
+    if f.max_connections == 0 {
+        return Err(bad("max_connections", "must be at least 1".into()));
+    }
+    let lines = SyslogConfig::MIN_LINE_BYTES..=SyslogConfig::MAX_LINE_BYTES;
+    if !lines.contains(&f.max_line_bytes) {
+        return Err(bad(
+            "max_line_bytes",
+            format!(
+                "{} is outside {}..={}",
+                f.max_line_bytes,
+                lines.start(),
+                lines.end()
+            ),
+        ));
+    }
+    Ok(SyslogConfig {
+        tcp: f.tcp,
+        udp: f.udp,
+        tls,
+        framing,
+        header,
+        limits: SyslogLimits {
+            max_connections: f.max_connections,
+            max_line_bytes: f.max_line_bytes,
+            max_per_second: f.max_per_second,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,6 +693,82 @@ host_id = "relay-a"
             assert_eq!(e.field, field, "{e}");
             assert!(e.to_string().starts_with("node.toml: `"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_syslog_listener_is_off_by_default_and_typed_when_configured() {
+        assert_eq!(parse(GOOD).unwrap().syslog, None);
+        let c = parse(&format!(
+            "{GOOD}\n[syslog]\ntcp = \"127.0.0.1:1514\"\nudp = \"127.0.0.1:1514\"\nheader = \"keep\"\nframing = \"lf\"\nmax_per_second = 50\n"
+        ))
+        .unwrap();
+        let s = c.syslog.unwrap();
+        assert_eq!(s.tcp, Some("127.0.0.1:1514".parse().unwrap()));
+        assert_eq!(s.udp, s.tcp);
+        assert_eq!(s.tls, None);
+        assert_eq!((s.header, s.framing), (HeaderMode::Keep, StreamFraming::Lf));
+        assert_eq!(
+            s.limits,
+            SyslogLimits {
+                max_per_second: 50,
+                ..SyslogConfig::DEFAULTS
+            }
+        );
+        assert_eq!(SyslogConfig::DEFAULTS.max_connections, 256);
+        assert_eq!(SyslogConfig::DEFAULTS.max_line_bytes, 65_536);
+        let d = parse(&format!("{GOOD}\n[syslog]\nudp = \"127.0.0.1:1514\"\n")).unwrap();
+        let d = d.syslog.unwrap();
+        assert_eq!(
+            (d.header, d.framing),
+            (HeaderMode::Rewrite, StreamFraming::Auto)
+        );
+    }
+
+    #[test]
+    fn syslog_errors_name_the_field() {
+        let tcp = "[syslog]\ntcp = \"127.0.0.1:1514\"\n";
+        let cases = [
+            (format!("{tcp}framing = \"crlf\""), "syslog.framing"),
+            (format!("{tcp}header = \"new\""), "syslog.header"),
+            (
+                format!("{tcp}max_line_bytes = 100"),
+                "syslog.max_line_bytes",
+            ),
+            (
+                format!("{tcp}max_connections = 0"),
+                "syslog.max_connections",
+            ),
+            (format!("{tcp}colour = 1"), "syslog.colour"),
+            ("[syslog]\ntcp = \"nowhere\"".to_owned(), "syslog.tcp"),
+            ("[syslog]\nmax_per_second = 5".to_owned(), "syslog.tcp"),
+            (
+                "[syslog]\ntls = \"127.0.0.1:6514\"".to_owned(),
+                "syslog.tls_cert",
+            ),
+            (
+                "[syslog]\ntls = \"127.0.0.1:6514\"\ntls_cert = \"c.pem\"".to_owned(),
+                "syslog.tls_key",
+            ),
+            (format!("{tcp}tls_key = \"k.pem\""), "syslog.tls_key"),
+            (
+                "[syslog]\ntls = \"127.0.0.1:6514\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\""
+                    .to_owned(),
+                "syslog.tls_cert",
+            ),
+        ];
+        for (table, field) in cases {
+            let e = parse(&format!("{GOOD}\n{table}\n")).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.to_string().starts_with("node.toml: `syslog."), "{e}");
+        }
+        let e = parse(&format!(
+            "{GOOD}\n[syslog]\ntls = \"127.0.0.1:6514\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.reason.contains("/etc/relay/c.pem"),
+            "the file, from the config's folder: {e}"
+        );
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //!   another (local2): neither is one a system daemon uses;
 //! - the syslog severity follows the importance: High -> warning, Medium -> notice,
 //!   Low -> informational; a heartbeat is informational (its CEF importance is `0`);
-//! - messages are unframed: the delivery engine frames them for the transport (cef owns framing).
+//! - messages are unframed: the delivery engine frames them for the transport (cef owns framing);
+//! - CEF relayed by the syslog listener is sent byte for byte: with a new RFC 5424 header (the
+//!   settings' host ID, the alerts facility, the sender's severity) or, when the receiving node
+//!   kept the sender's header, as the message came; either way cut to `max_message_bytes`.
 
-use crate::payload::{AlertPayload, PayloadError};
+use crate::payload::{AlertPayload, Payload, PayloadError, SyslogPayload};
 use cef::{AlertBuilder, BuildError, Facility, RtFormat, Severity, SyslogEncoder};
 use cluster::settings::SiemSettings;
 use cluster::state::outbox::{OutboxEntry, RecordKind};
@@ -107,9 +110,51 @@ impl MessageEncoder {
         if entry.record.kind != RecordKind::Alert {
             return Err(EncodeError::UnsupportedKind { seq });
         }
-        let payload = AlertPayload::decode(&entry.record.payload)
-            .map_err(|source| EncodeError::Payload { seq, source })?;
-        let records = build_alert(&payload, &entry.record.alert_id, &self.host_id)
+        match Payload::decode(&entry.record.payload)
+            .map_err(|source| EncodeError::Payload { seq, source })?
+        {
+            Payload::Alert(p) => self.encode_alert(entry, &p, now_ms, out),
+            Payload::Syslog(p) => {
+                let (message, truncated) = self.encode_relayed(&p, now_ms);
+                out.push(message);
+                Ok(usize::from(truncated))
+            }
+        }
+    }
+
+    /// The syslog message of CEF relayed by the listener, and whether it was cut: a new header
+    /// around the CEF bytes, or the kept header followed by them.
+    pub fn encode_relayed(&self, payload: &SyslogPayload, now_ms: i64) -> (Vec<u8>, bool) {
+        match &payload.kept_header {
+            None => {
+                let severity = Severity::from_code(payload.severity).unwrap_or(Severity::Notice);
+                let mut buf = Vec::with_capacity(96 + payload.cef.len());
+                let e = self
+                    .alerts
+                    .encode_cef_text(&payload.cef, severity, now_ms, &mut buf);
+                (buf, e.truncated)
+            }
+            Some(header) => {
+                let mut buf = Vec::with_capacity(header.len() + payload.cef.len());
+                buf.extend_from_slice(header);
+                buf.extend_from_slice(&payload.cef);
+                let keep = cef::truncated_len(&buf, self.alerts.max_message_bytes());
+                let truncated = keep < buf.len();
+                buf.truncate(keep);
+                (buf, truncated)
+            }
+        }
+    }
+
+    fn encode_alert(
+        &self,
+        entry: &OutboxEntry,
+        payload: &AlertPayload,
+        now_ms: i64,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<usize, EncodeError> {
+        let seq = entry.seq;
+        let records = build_alert(payload, &entry.record.alert_id, &self.host_id)
             .map_err(|source| EncodeError::Build { seq, source })?;
         let mut truncated = 0;
         for r in &records {
@@ -187,6 +232,88 @@ mod tests {
              Kaspersky Anti Targeted Attack Platform|5.0.0-5201|file_web|File from web detected|\
              High|dvchost=relay-1 eventId=18412 rt=Mar 14 2024 10:15:42 src=203.0.113.7"
         );
+    }
+
+    const RELAYED_CEF: &str =
+        "CEF:0|Acme|IDS|1.0|100|Port scan|5|dvchost=fw-1 eventId=7 msg=a\\=b|c";
+    const SENDER_HEADER: &str = "<134>1 2026-01-02T03:04:05.000Z fw-1 ids - - - ";
+
+    fn relayed(kept: bool, severity: u8) -> OutboxEntry {
+        let p = SyslogPayload {
+            severity,
+            cef: serde_bytes::ByteBuf::from(RELAYED_CEF.as_bytes()),
+            kept_header: kept.then(|| serde_bytes::ByteBuf::from(SENDER_HEADER.as_bytes())),
+        };
+        OutboxEntry {
+            seq: 3,
+            accepted_at_ms: 0,
+            record: Record {
+                kind: RecordKind::Alert,
+                source: "fw-1".into(),
+                alert_id: "7".into(),
+                payload: p.encode().unwrap(),
+            },
+        }
+    }
+
+    #[test]
+    fn relayed_cef_gets_a_new_header_from_the_settings_and_keeps_its_bytes() {
+        let settings = SiemSettings {
+            host_id: "relay-1".into(),
+            ..SiemSettings::default()
+        };
+        let enc = MessageEncoder::new(&settings).unwrap();
+        let mut out = Vec::new();
+        let cut = enc
+            .encode_entry(&relayed(false, 6), 1_710_411_343_120, &mut out)
+            .unwrap();
+        assert_eq!(cut, 0);
+        assert_eq!(
+            String::from_utf8(out.remove(0)).unwrap(),
+            format!("<142>1 2024-03-14T10:15:43.120Z relay-1 siem-relay - - - {RELAYED_CEF}"),
+            "local1 with the sender's severity (informational), the CEF untouched"
+        );
+    }
+
+    #[test]
+    fn relayed_cef_with_a_kept_header_is_sent_as_it_came() {
+        let enc = MessageEncoder::new(&SiemSettings::default()).unwrap();
+        let mut out = Vec::new();
+        let cut = enc.encode_entry(&relayed(true, 6), 0, &mut out).unwrap();
+        assert_eq!(cut, 0);
+        assert_eq!(
+            String::from_utf8(out.remove(0)).unwrap(),
+            format!("{SENDER_HEADER}{RELAYED_CEF}")
+        );
+    }
+
+    #[test]
+    fn relayed_cef_is_cut_to_the_maximum_size_in_both_header_modes() {
+        let settings = SiemSettings {
+            max_message_bytes: 480,
+            ..SiemSettings::default()
+        };
+        let enc = MessageEncoder::new(&settings).unwrap();
+        let long = format!("{RELAYED_CEF} cs1={}", "é".repeat(400));
+        for kept in [
+            None,
+            Some(serde_bytes::ByteBuf::from(SENDER_HEADER.as_bytes())),
+        ] {
+            let p = SyslogPayload {
+                severity: 4,
+                cef: serde_bytes::ByteBuf::from(long.as_bytes()),
+                kept_header: kept,
+            };
+            let (message, truncated) = enc.encode_relayed(&p, 0);
+            assert!(truncated);
+            assert!(
+                message.len() <= 480 && message.len() >= 479,
+                "{}",
+                message.len()
+            );
+            let text = std::str::from_utf8(&message).unwrap();
+            assert!(text.contains(RELAYED_CEF), "{text}");
+        }
     }
 
     #[test]

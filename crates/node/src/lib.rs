@@ -5,7 +5,7 @@
 //! ([`ingest`], [`status`]), the leader's delivery pump ([`pump`]) with its pure halves (settings
 //! to engine configuration in [`plan`], records to syslog messages in [`encode`], confirmations
 //! to the outbox cursor in [`tracker`]), what an outbox record's payload holds ([`payload`]),
-//! and [`serve::serve`], which runs it all.
+//! the CEF syslog listener ([`syslog`]), and [`serve::serve`], which runs it all.
 //!
 //! What it is not: a command line (that is the `siem-relay` binary), or a client (that is
 //! `relay-client`).
@@ -18,4 +18,5 @@ pub mod plan;
 pub mod pump;
 pub mod serve;
 pub mod status;
+pub mod syslog;
 pub mod tracker;

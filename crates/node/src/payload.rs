@@ -5,6 +5,9 @@
 //! not as CEF bytes: the leader encodes it at delivery with the settings in force then (host ID,
 //! facility, maximum size), so a settings change applies to everything not yet delivered.
 //!
+//! A CEF message received by the syslog listener is stored as its **CEF bytes**, exactly as they
+//! came ([`SyslogPayload`]): the relay passes third-party CEF through and never re-encodes it.
+//!
 //! The first byte says what follows; the rest is postcard, whose bytes are the Rust types, so
 //! `tests/golden.rs` pins them. A new kind or a changed field gets a new first byte.
 
@@ -12,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 /// First byte of an alert payload, format 1.
 pub const ALERT_V1: u8 = 1;
+/// First byte of a relayed syslog payload (CEF received by the listener), format 1.
+pub const SYSLOG_V1: u8 = 2;
 
 /// Importance of an alert (the CEF severity field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +53,53 @@ pub struct AlertPayload {
     pub pairs: Vec<(String, String)>,
 }
 
+/// A CEF message received by the syslog listener, as stored in the outbox (the source and the
+/// alert ID, its dedup key, are in the record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyslogPayload {
+    /// The sender's syslog severity (0..=7), used again in a rewritten header.
+    pub severity: u8,
+    /// The CEF text as received, byte for byte.
+    pub cef: serde_bytes::ByteBuf,
+    /// `Some` when the header is kept (`header = "keep"`): the sender's syslog header, every byte
+    /// before the CEF, so that `kept_header` followed by `cef` is the message as received.
+    /// `None` when the leader writes a new header at delivery (`header = "rewrite"`).
+    pub kept_header: Option<serde_bytes::ByteBuf>,
+}
+
+impl SyslogPayload {
+    /// The payload bytes: [`SYSLOG_V1`], then postcard.
+    pub fn encode(&self) -> Result<bytes::Bytes, PayloadError> {
+        let mut out = Vec::with_capacity(
+            8 + self.cef.len() + self.kept_header.as_ref().map_or(0, |h| h.len()),
+        );
+        out.push(SYSLOG_V1);
+        out = postcard::to_extend(self, out)?;
+        Ok(out.into())
+    }
+}
+
+/// Any payload, by its first byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// [`ALERT_V1`]: an alert submitted through gRPC, as values.
+    Alert(AlertPayload),
+    /// [`SYSLOG_V1`]: CEF received by the syslog listener, as bytes.
+    Syslog(SyslogPayload),
+}
+
+impl Payload {
+    /// Reads payload bytes of any known format.
+    pub fn decode(bytes: &[u8]) -> Result<Self, PayloadError> {
+        match bytes.split_first() {
+            None => Err(PayloadError::Empty),
+            Some((&ALERT_V1, rest)) => Ok(Self::Alert(postcard::from_bytes(rest)?)),
+            Some((&SYSLOG_V1, rest)) => Ok(Self::Syslog(postcard::from_bytes(rest)?)),
+            Some((&other, _)) => Err(PayloadError::UnknownFormat(other)),
+        }
+    }
+}
+
 /// Why a payload could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
@@ -70,7 +122,8 @@ impl AlertPayload {
         Ok(out.into())
     }
 
-    /// Reads payload bytes written by [`AlertPayload::encode`].
+    /// Reads payload bytes written by [`AlertPayload::encode`]; any other kind is refused as
+    /// an unknown format.
     pub fn decode(bytes: &[u8]) -> Result<Self, PayloadError> {
         match bytes.split_first() {
             None => Err(PayloadError::Empty),
@@ -100,6 +153,43 @@ mod tests {
         assert!(matches!(
             AlertPayload::decode(&[]),
             Err(PayloadError::Empty)
+        ));
+    }
+
+    #[test]
+    fn a_syslog_payload_round_trips_in_both_header_modes_and_alerts_still_decode() {
+        let cef = b"CEF:0|Acme|IDS|1.0|100|Port scan|5|dvchost=fw-1 eventId=7 msg=a\\=b|c";
+        for kept in [
+            None,
+            Some(&b"<134>1 2026-01-02T03:04:05Z fw-1 ids - - - "[..]),
+        ] {
+            let p = SyslogPayload {
+                severity: 6,
+                cef: serde_bytes::ByteBuf::from(&cef[..]),
+                kept_header: kept.map(serde_bytes::ByteBuf::from),
+            };
+            let bytes = p.encode().unwrap();
+            assert_eq!(bytes[0], SYSLOG_V1);
+            assert_eq!(Payload::decode(&bytes).unwrap(), Payload::Syslog(p));
+            assert_eq!(
+                AlertPayload::decode(&bytes).unwrap_err().to_string(),
+                "unknown payload format 2"
+            );
+        }
+        let a = AlertPayload {
+            type_token: "dns".into(),
+            importance: Importance::Low,
+            time_ms: 1,
+            pairs: Vec::new(),
+        };
+        assert_eq!(
+            Payload::decode(&a.encode().unwrap()).unwrap(),
+            Payload::Alert(a)
+        );
+        assert!(matches!(Payload::decode(&[]), Err(PayloadError::Empty)));
+        assert!(matches!(
+            Payload::decode(&[SYSLOG_V1, 9]),
+            Err(PayloadError::Decode(_))
         ));
     }
 }

@@ -1,17 +1,20 @@
 //! `siem-relay serve`: one node of the cluster, wired together: the cluster core, the public
-//! gRPC API (ingest, status, health), the leader's delivery pump and the Prometheus endpoint.
+//! gRPC API (ingest, status, health), the CEF syslog listener when configured, the leader's
+//! delivery pump and the Prometheus endpoint.
 //!
 //! Start: open the store and start Raft; the node with the lowest ID of `initial_members`
 //! initialises a new cluster (a no-op on a cluster that already is) and writes the initial SIEM
 //! settings once (conditional on revision 0, so a restart never overwrites a change).
 //! Shutdown (SIGTERM or Ctrl-C, handed in as a future): stop accepting API calls and finish those
-//! in flight, drain the delivery engine for a bounded time and record what it confirmed, then
-//! stop Raft.
+//! in flight; stop the syslog listener (no new connections or reads) and commit what it was
+//! handed; drain the delivery engine for a bounded time and record what it confirmed; then stop
+//! Raft.
 
 use crate::config::NodeConfig;
 use crate::ingest::IngestService;
 use crate::pump::{self, PumpConfig};
 use crate::status::{PumpStatus, StatusSource};
+use crate::syslog::{ListenerError, SyslogListener};
 use cluster::network::ClusterSecret;
 use cluster::node::ClusterNode;
 use cluster::tls::{TlsFiles, TransportTls};
@@ -48,7 +51,13 @@ pub enum ServeError {
     /// The gRPC server failed.
     #[error("grpc server: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// The syslog listener could not start.
+    #[error(transparent)]
+    Syslog(#[from] ListenerError),
 }
+
+/// How long shutdown waits for the syslog listener to hand over and commit what it holds.
+const SYSLOG_DRAIN: Duration = Duration::from_secs(10);
 
 /// Runs the node until `shutdown` resolves, then stops it gracefully.
 pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
@@ -77,6 +86,11 @@ pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Resul
             source,
         })?;
     bootstrap(&node, &cfg);
+    let (syslog_stop, syslog_stopped) = tokio::sync::watch::channel(false);
+    let syslog = match &cfg.syslog {
+        Some(s) => Some(SyslogListener::start(s, node.client().clone(), syslog_stopped).await?),
+        None => None,
+    };
     let pump_status = Arc::new(Mutex::new(PumpStatus::default()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let pump = tokio::spawn(pump::run(
@@ -104,9 +118,26 @@ pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Resul
         )))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(api_listener).with_nodelay(Some(true)),
-            shutdown,
+            async {
+                shutdown.await;
+                let _ = syslog_stop.send(true);
+            },
         )
         .await;
+    // The signal reached the listener with the API's; an API that failed stops it here.
+    let _ = syslog_stop.send(true);
+    if let Some(listener) = syslog {
+        tracing::info!(
+            node = cfg.node_id,
+            "shutting down: committing what the syslog listener holds"
+        );
+        if tokio::time::timeout(SYSLOG_DRAIN, listener.finished())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the syslog listener did not finish within {SYSLOG_DRAIN:?}");
+        }
+    }
     tracing::info!(
         node = cfg.node_id,
         "shutting down: api closed, draining delivery"

@@ -136,9 +136,23 @@ pub fn siem_table(siem: SocketAddr, extra: &str) -> String {
     )
 }
 
+/// What a test adds to one node's configuration.
+#[derive(Debug, Default, Clone)]
+pub struct NodeToml {
+    /// Lines added to the `[listen]` table (`metrics = "..."`).
+    pub listen: String,
+    /// Tables appended to the file (`[syslog]`).
+    pub tables: String,
+}
+
 impl Cluster {
     /// Starts `n` nodes (IDs 1..=n at 127.X.Y.1..=n) with `siem` as the `[siem]` table.
     pub fn start(n: u64, siem: &str) -> Self {
+        Self::start_with(n, siem, |_, _| NodeToml::default())
+    }
+
+    /// Like [`Cluster::start`], with `extra(id, ip)` added to node `id`'s configuration.
+    pub fn start_with(n: u64, siem: &str, extra: impl Fn(u64, IpAddr) -> NodeToml) -> Self {
         let net = LoopbackNet::random();
         let dir = TempDir::new("relay-cluster").unwrap();
         let ip = |id: u64| -> IpAddr { net.ip(id as u8) };
@@ -150,11 +164,14 @@ impl Cluster {
         for id in 1..=n {
             let api = SocketAddr::new(ip(id), 7001);
             let raft = SocketAddr::new(ip(id), 7100);
+            let more = extra(id, ip(id));
             let text = format!(
-                "node_id = {id}\ndata_dir = \"n{id}\"\n\n[listen]\nraft = \"{raft}\"\ningest = \"{api}\"\n\n\
+                "node_id = {id}\ndata_dir = \"n{id}\"\n\n[listen]\nraft = \"{raft}\"\ningest = \"{api}\"\n{}\n\
                  [cluster]\ninitial_members = [{}]\nsecret_file = \"secret\"\n\n\
-                 [raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 800\nelection_timeout_max_ms = 1600\nclient_timeout_ms = 10000\n\n{siem}",
-                members.join(", ")
+                 [raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 800\nelection_timeout_max_ms = 1600\nclient_timeout_ms = 10000\n\n{siem}\n{}",
+                more.listen,
+                members.join(", "),
+                more.tables
             );
             let config = dir.path().join(format!("n{id}.toml"));
             std::fs::write(&config, text).unwrap();
@@ -193,6 +210,17 @@ impl Cluster {
             .map(|n| format!("---- node {} ----\n{}", n.id, n.log()))
             .collect()
     }
+}
+
+/// The Prometheus text of the endpoint at `addr` (HTTP/1.0, no client library needed).
+pub fn scrape(addr: SocketAddr) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: relay\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    Ok(body)
 }
 
 /// An alert of type `file_web` with ID `id` from `sensor-1`.
