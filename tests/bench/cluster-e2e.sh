@@ -4,13 +4,13 @@
 # (accepted/s, latency percentiles), what the sink received and the nodes' RSS and CPU time.
 #
 #   bash tests/bench/cluster-e2e.sh [--seconds 60] [--rate 0|N/s] [--size 1024] [--batch 500]
-#                                    [--concurrency 8]
+#                                    [--concurrency 8] [--relay-bin PATH]
 #
 # Release binaries are built first. Everything runs on 127.0.0.1 ports chosen at random, under a
 # temporary folder that is removed at the end; every process started here is stopped by PID.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-seconds=60 rate=0 size=1024 batch=500 concurrency=8
+seconds=60 rate=0 size=1024 batch=500 concurrency=8 relay_bin=
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
@@ -18,12 +18,14 @@ while [ $# -gt 0 ]; do
     --size) size=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
     --concurrency) concurrency=$2; shift 2 ;;
+    --relay-bin) relay_bin=$2; shift 2 ;;   # another siem-relay build, for an A/B comparison
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 cd "$root"
 cargo build --release -q -p siem-relay -p loadkit
 bin=$root/target/release
+relay_bin=${relay_bin:-$bin/siem-relay}
 work=$(mktemp -d /tmp/siem-relay-e2e.XXXXXX)
 pids=()
 cleanup() {
@@ -60,7 +62,7 @@ host = "127.0.0.1"
 port = $sink_port
 host_id = "bench"
 TOML
-  RUST_LOG=warn "$bin/siem-relay" serve --config "$work/n$id.toml" 2> "$work/n$id.log" &
+  RUST_LOG=warn "$relay_bin" serve --config "$work/n$id.toml" 2> "$work/n$id.log" &
   pids+=($!); node_pids+=($!)
 done
 endpoint="127.0.0.1:${api[1]},127.0.0.1:${api[2]},127.0.0.1:${api[3]}"
