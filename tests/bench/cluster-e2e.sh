@@ -7,7 +7,8 @@
 #                                    [--concurrency 8] [--relay-bin PATH]
 #
 # Release binaries are built first. Everything runs on 127.0.0.1 ports chosen at random, under a
-# temporary folder that is removed at the end; every process started here is stopped by PID.
+# temporary folder that is removed at the end (KEEP=1 keeps it, with the nodes' logs); every
+# process started here is stopped by PID.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=60 rate=0 size=1024 batch=500 concurrency=8 relay_bin=
@@ -34,7 +35,7 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null || true
   done
-  rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then echo "kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
