@@ -22,9 +22,9 @@ pub enum Importance {
 /// within the cluster's dedup window is answered [`Outcome::Duplicate`] and stores nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Alert {
-    /// Who produced it (sensor name). Required, at most 128 bytes.
+    /// Who produced it (sensor name). Required, at most 256 bytes.
     pub source: String,
-    /// The alert ID (CEF `eventId`). Required, at most 128 bytes.
+    /// The alert ID (CEF `eventId`). Required, at most 256 bytes.
     pub alert_id: String,
     /// The alert type token of the catalogue (`file_web`, `url_web`, `dns`, ...).
     pub alert_type: String,
