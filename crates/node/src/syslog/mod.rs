@@ -23,6 +23,7 @@
 //! accept loops and connections) and `udp.rs`.
 
 mod batcher;
+pub mod config;
 pub mod framing;
 pub mod intake;
 pub mod limits;
@@ -34,8 +35,8 @@ pub use batcher::SubmitRecords;
 pub use framing::{StreamDecoder, StreamFraming};
 pub use intake::HeaderMode;
 
-use crate::config::SyslogConfig;
 use batcher::BatchSender;
+use config::SyslogConfig;
 use limits::LogThrottle;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
