@@ -96,7 +96,6 @@ struct Leading<'a> {
     tracker: DeliveryTracker,
     next_seq: u64,
     buffer: VecDeque<Message>,
-    proposed: u64,
     proposal: Option<JoinHandle<Result<u64, cluster::ClusterError>>>,
     /// Each follower's replicated index at the last heartbeat (to tell up from down).
     last_matched: std::collections::HashMap<u64, u64>,
@@ -127,7 +126,6 @@ impl<'a> Leading<'a> {
             tracker: DeliveryTracker::new(delivered),
             next_seq: delivered + 1,
             buffer: VecDeque::new(),
-            proposed: delivered,
             proposal: None,
             last_matched: Default::default(),
         }
@@ -323,19 +321,25 @@ impl<'a> Leading<'a> {
             }
             self.proposal = None;
         }
+        // Compared with the replicated cursor, not with what was proposed: a proposal that failed
+        // is proposed again on the next pass.
         let target = self.tracker.delivered();
-        if target <= self.proposed {
+        if target <= self.recorded() {
             return;
         }
-        self.proposed = target;
         let cluster = self.cluster.clone();
         self.proposal = Some(tokio::spawn(async move {
             let r = cluster.mark_delivered(target).await;
             if let Err(e) = &r {
-                tracing::warn!(error = %e, up_to = target, "could not record delivery; it is retried with the next confirmation");
+                tracing::warn!(error = %e, up_to = target, "could not record delivery; it is proposed again");
             }
             r
         }));
+    }
+
+    /// The replicated delivery cursor as this node applied it.
+    fn recorded(&self) -> u64 {
+        self.cluster.state().read().state.outbox().delivered_up_to()
     }
 
     /// Shutdown while leading: stop taking records, let the engine confirm what it holds for a
@@ -349,7 +353,7 @@ impl<'a> Leading<'a> {
             let _ = p.await;
         }
         let target = self.tracker.delivered();
-        if target > self.proposed
+        if target > self.recorded()
             && let Err(e) = self.cluster.mark_delivered(target).await
         {
             tracing::warn!(error = %e, up_to = target, "could not record the last deliveries; the next leader sends them again");

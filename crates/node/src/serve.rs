@@ -191,7 +191,7 @@ fn bootstrap(node: &ClusterNode, cfg: &NodeConfig) {
         if fresh {
             match client.initialize(members).await {
                 Ok(()) => tracing::info!("initialised a new cluster"),
-                Err(e) => tracing::info!(error = %e, "cluster not initialised here"),
+                Err(e) => tracing::warn!(error = %e, "a new cluster could not be initialised here"),
             }
         }
         // Conditional on revision 0: a cluster whose settings were ever changed keeps them.

@@ -4,12 +4,13 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use anyhow::Result;
 
 use crate::process::ServerProcess;
+use crate::rsyslog::spawn_rsyslogd;
 use crate::{TempDir, require_tool, tcp_listening};
 
 /// How omfwd frames what it forwards over TCP.
@@ -57,18 +58,7 @@ impl Forwarder {
             target.ip(),
             target.port(),
         );
-        let conf_path = dir.path().join("rsyslog.conf");
-        std::fs::write(&conf_path, conf)?;
-        let mut cmd = Command::new(bin);
-        cmd.arg("-n")
-            .arg("-f")
-            .arg(&conf_path)
-            .arg("-i")
-            .arg(dir.path().join("rsyslog.pid"))
-            .stdout(Stdio::from(std::fs::File::create(
-                dir.path().join("stdout"),
-            )?));
-        let mut process = ServerProcess::spawn("rsyslogd", cmd, dir.path().join("stderr"))?;
+        let mut process = spawn_rsyslogd(bin, &dir, &conf)?;
         process.wait_ready("the forwarder to listen", Duration::from_secs(15), || {
             tcp_listening(input)
         })?;

@@ -97,18 +97,7 @@ impl Rsyslog {
              }}\n",
             out.display()
         ));
-        let conf_path = dir.path().join("rsyslog.conf");
-        std::fs::write(&conf_path, conf)?;
-        let mut cmd = Command::new(bin);
-        cmd.arg("-n")
-            .arg("-f")
-            .arg(&conf_path)
-            .arg("-i")
-            .arg(dir.path().join("rsyslog.pid"))
-            .stdout(Stdio::from(std::fs::File::create(
-                dir.path().join("stdout"),
-            )?));
-        let mut process = ServerProcess::spawn("rsyslogd", cmd, dir.path().join("stderr"))?;
+        let mut process = spawn_rsyslogd(bin, &dir, &conf)?;
         let udp = matches!(kind, Receiver::Udp);
         process.wait_ready("rsyslogd to listen", Duration::from_secs(15), || {
             if udp {
@@ -149,4 +138,25 @@ impl Rsyslog {
     pub fn stderr(&self) -> String {
         self.process.stderr()
     }
+}
+
+/// Writes `conf` into `dir` and starts `bin` (rsyslogd) in the foreground with it; stdout,
+/// stderr and the pid file stay in `dir`.
+pub(crate) fn spawn_rsyslogd(
+    bin: impl AsRef<std::ffi::OsStr>,
+    dir: &TempDir,
+    conf: &str,
+) -> Result<ServerProcess> {
+    let conf_path = dir.path().join("rsyslog.conf");
+    std::fs::write(&conf_path, conf)?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("-n")
+        .arg("-f")
+        .arg(&conf_path)
+        .arg("-i")
+        .arg(dir.path().join("rsyslog.pid"))
+        .stdout(Stdio::from(std::fs::File::create(
+            dir.path().join("stdout"),
+        )?));
+    ServerProcess::spawn("rsyslogd", cmd, dir.path().join("stderr"))
 }
