@@ -15,7 +15,8 @@ use crate::router::{LeaderRouter, RouterConfig};
 use crate::settings::SiemSettings;
 use crate::state::outbox::{OutboxEntry, Record};
 use crate::state::{Command, Response, SubmitOutcome};
-use crate::store::SharedState;
+use crate::store::fs::{FsRef, StdFs};
+use crate::store::{SharedState, StoreOptions};
 use crate::tls::TransportTls;
 use crate::types::{NodeId, Raft, TypeConfig};
 use openraft::BasicNode;
@@ -86,8 +87,23 @@ impl ClusterNode {
         N: RaftNetworkFactory<TypeConfig>,
         W: FnOnce(NetworkFactory) -> N,
     {
+        Self::start_on(cfg, StdFs::shared(), StoreOptions::default(), wrap).await
+    }
+
+    /// Like [`ClusterNode::start_with_network`], with the store on the file layer `fs` and laid
+    /// out by `store` (tests run nodes on a simulated disk that can lose power).
+    pub async fn start_on<N, W>(
+        cfg: NodeConfig,
+        fs: FsRef,
+        store: StoreOptions,
+        wrap: W,
+    ) -> Result<Self, ClusterError>
+    where
+        N: RaftNetworkFactory<TypeConfig>,
+        W: FnOnce(NetworkFactory) -> N,
+    {
         let raft_config = Arc::new(cfg.timing.to_openraft(&cfg.cluster_name)?);
-        let (log, sm) = crate::store::open(&cfg.data_dir)?;
+        let (log, sm) = crate::store::open_on(fs, &cfg.data_dir, store)?;
         let shared = sm.shared();
         let rpc_timeout = Duration::from_millis(cfg.timing.rpc_timeout_ms);
         let network = wrap(NetworkFactory::new(

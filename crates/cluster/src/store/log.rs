@@ -3,6 +3,7 @@
 //! ([`super::meta`]).
 
 use super::error::{StoreError, raft_error};
+use super::fs::FsRef;
 use super::meta::{MetaKey, MetaStore};
 use super::wal::writer::{self, Done, Pending, WriteOp};
 use super::wal::{Wal, WalReader};
@@ -36,9 +37,14 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    pub(crate) fn new(meta: MetaStore, log_dir: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn new(
+        fs: FsRef,
+        meta: MetaStore,
+        log_dir: &Path,
+        segment_bytes: u64,
+    ) -> Result<Self, StoreError> {
         let last_purged: Option<LogId> = meta.read::<Option<LogId>>(MetaKey::LastPurged)?.flatten();
-        let (wal, recovered) = Wal::open(log_dir, last_purged)?;
+        let (wal, recovered) = Wal::open_on(fs, log_dir, last_purged, segment_bytes)?;
         let last_log_id = recovered.last_log_id.or(last_purged);
         let pending = Pending::default();
         let committed = Arc::new(Mutex::new(recovered.committed));

@@ -2,7 +2,8 @@
 //! database `raft.redb`, each write a transaction committed with `Durability::Immediate` (fsync)
 //! before it returns.
 
-use super::error::{DbOp, Item, StoreError};
+use super::error::{DbOp, FileOp, Item, StoreError};
+use super::fs::FsRef;
 use crate::codec;
 use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::Serialize;
@@ -46,10 +47,20 @@ pub(crate) struct MetaStore {
 }
 
 impl MetaStore {
-    /// Opens (or creates) `raft.redb` in `dir`, with its table.
-    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (or creates) `raft.redb` in `dir` on the file layer `fs`, with its table. A new
+    /// file's name is made durable (folder sync) before the first value is written to it.
+    pub(crate) fn open(fs: &FsRef, dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("raft.redb");
-        let db = Database::create(&path).map_err(|e| StoreError::db(DbOp::Open, &path, e))?;
+        let existed = fs
+            .exists(&path)
+            .map_err(|e| StoreError::io(FileOp::Open, &path, e))?;
+        let db = fs
+            .open_redb(&path)
+            .map_err(|e| StoreError::db(DbOp::Open, &path, e))?;
+        if !existed {
+            fs.sync_dir(dir)
+                .map_err(|e| StoreError::io(FileOp::SyncFolder, dir, e))?;
+        }
         let txn = db
             .begin_write()
             .map_err(|e| StoreError::db(DbOp::BeginWrite, &path, e))?;

@@ -5,10 +5,10 @@
 //! to `snapshot.tmp`, fsynced, renamed over the old one, then the folder is fsynced.
 
 use super::error::{Damage, FileOp, Item, StoreError};
+use super::fs::{FsRef, OpenMode};
 use crate::codec;
 use crate::state::StateImage;
 use crate::types::SnapshotMeta;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Bytes of the meta length before the meta, and of the CRC after the data.
@@ -17,12 +17,14 @@ const LEN_BYTES: usize = 4;
 /// Where a node keeps its latest snapshot.
 #[derive(Debug)]
 pub(crate) struct SnapshotFile {
+    fs: FsRef,
     dir: PathBuf,
 }
 
 impl SnapshotFile {
-    pub(crate) fn new(dir: &Path) -> Self {
+    pub(crate) fn new(fs: FsRef, dir: &Path) -> Self {
         Self {
+            fs,
             dir: dir.to_path_buf(),
         }
     }
@@ -35,7 +37,7 @@ impl SnapshotFile {
     /// The saved snapshot's meta and data, if there is one.
     pub(crate) fn load(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
         let path = self.path();
-        let mut bytes = match std::fs::read(&path) {
+        let mut bytes = match self.fs.read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::io(FileOp::Read, &path, e)),
@@ -64,19 +66,26 @@ impl SnapshotFile {
         })?;
         let tmp = self.dir.join("snapshot.tmp");
         let io = |op, e| StoreError::io(op, &tmp, e);
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io(FileOp::Create, e))?;
+        let f = self
+            .fs
+            .open(&tmp, OpenMode::Truncate)
+            .map_err(|e| io(FileOp::Create, e))?;
         let mut crc = crc32fast::Hasher::new();
+        let mut at = 0u64;
         for part in [&meta_len.to_le_bytes()[..], &m, data] {
             crc.update(part);
-            f.write_all(part).map_err(|e| io(FileOp::Write, e))?;
+            f.write_all_at(part, at).map_err(|e| io(FileOp::Write, e))?;
+            at += part.len() as u64;
         }
-        f.write_all(&crc.finalize().to_le_bytes())
+        f.write_all_at(&crc.finalize().to_le_bytes(), at)
             .map_err(|e| io(FileOp::Write, e))?;
         f.sync_all().map_err(|e| io(FileOp::Sync, e))?;
         let path = self.path();
-        std::fs::rename(&tmp, &path).map_err(|e| StoreError::io(FileOp::RenameInto, &path, e))?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
+        self.fs
+            .rename(&tmp, &path)
+            .map_err(|e| StoreError::io(FileOp::RenameInto, &path, e))?;
+        self.fs
+            .sync_dir(&self.dir)
             .map_err(|e| StoreError::io(FileOp::SyncFolder, &self.dir, e))
     }
 }
@@ -111,7 +120,7 @@ mod tests {
     #[test]
     fn snapshot_file_round_trip_and_damage_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let f = SnapshotFile::new(dir.path());
+        let f = SnapshotFile::new(crate::store::fs::StdFs::shared(), dir.path());
         assert!(f.load().unwrap().is_none());
         let meta = SnapshotMeta {
             last_log_id: None,

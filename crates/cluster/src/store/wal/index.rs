@@ -6,9 +6,8 @@ use super::segment::segment_path;
 use crate::codec;
 use crate::store::error::{Damage, FileOp, Item, StoreError};
 use crate::types::Entry;
+use crate::store::fs::FileRef;
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -29,7 +28,7 @@ pub(super) struct Index {
     /// Log index of `locs[0]`.
     pub(super) first: u64,
     pub(super) locs: VecDeque<Loc>,
-    pub(super) files: BTreeMap<u64, Arc<File>>,
+    pub(super) files: BTreeMap<u64, FileRef>,
 }
 
 impl Index {
@@ -71,7 +70,7 @@ impl WalReader {
 
     /// The location and file of each entry in `start..end` that is in the log (the lock is held
     /// only for this).
-    fn locate(&self, start: u64, end: u64) -> Result<Vec<(u64, Loc, Arc<File>)>, StoreError> {
+    fn locate(&self, start: u64, end: u64) -> Result<Vec<(u64, Loc, FileRef)>, StoreError> {
         let ix = self.index.read().unwrap_or_else(|p| p.into_inner());
         let (start, end) = (start.max(ix.first), end.min(ix.end()));
         let count = end.saturating_sub(start) as usize;
@@ -95,7 +94,7 @@ impl WalReader {
         &self,
         i: u64,
         loc: Loc,
-        file: &File,
+        file: &FileRef,
         buf: &mut Vec<u8>,
     ) -> Result<Entry, StoreError> {
         let path = || segment_path(&self.dir, loc.seg);

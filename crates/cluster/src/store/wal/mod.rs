@@ -41,6 +41,7 @@ pub(crate) use index::WalReader;
 pub(crate) use segment::SEGMENT_BYTES;
 
 use crate::store::error::{FileOp, StoreError};
+use crate::store::fs::FsRef;
 use crate::types::{Entry, LogId};
 use index::{Index, Loc};
 use record::{HEADER, KIND_COMMITTED, KIND_ENTRY, put_record};
@@ -60,6 +61,7 @@ pub(crate) struct Recovered {
 /// The writer's side of the log (one owner: the log writer thread).
 #[derive(Debug)]
 pub(crate) struct Wal {
+    fs: FsRef,
     dir: PathBuf,
     index: Arc<RwLock<Index>>,
     active: Option<Active>,
@@ -76,19 +78,35 @@ pub(crate) struct Wal {
 impl Wal {
     /// Opens (or creates) the log in `dir`. Entries at or below `purged` are skipped, and
     /// segments holding nothing else are deleted.
+    #[cfg(test)]
     pub(crate) fn open(dir: &Path, purged: Option<LogId>) -> Result<(Self, Recovered), StoreError> {
         Self::open_sized(dir, purged, SEGMENT_BYTES)
     }
 
     /// [`Wal::open`] with segments of `segment_bytes` (small ones in tests).
+    #[cfg(test)]
     pub(crate) fn open_sized(
         dir: &Path,
         purged: Option<LogId>,
         segment_bytes: u64,
     ) -> Result<(Self, Recovered), StoreError> {
+        Self::open_on(crate::store::fs::StdFs::shared(), dir, purged, segment_bytes)
+    }
+
+    /// Opens (or creates) the log in `dir` on the file layer `fs`, with segments of
+    /// `segment_bytes`. Entries at or below `purged` are skipped, and segments holding nothing
+    /// else are deleted.
+    pub(crate) fn open_on(
+        fs: FsRef,
+        dir: &Path,
+        purged: Option<LogId>,
+        segment_bytes: u64,
+    ) -> Result<(Self, Recovered), StoreError> {
         let purged = purged.map(|p| p.index);
-        let r = recovery::recover(dir, purged, segment_bytes)?;
+        let r = recovery::recover(&fs, dir, purged, segment_bytes)?;
         let wal = Self {
+            spares: Spares::new(fs.clone(), dir, segment_bytes),
+            fs,
             dir: dir.to_path_buf(),
             index: Arc::new(RwLock::new(r.index)),
             active: r.active,
@@ -96,7 +114,6 @@ impl Wal {
             purged,
             buf: Vec::new(),
             segment_bytes,
-            spares: Spares::new(dir, segment_bytes),
         };
         let recovered = Recovered {
             last_log_id: r.last_log_id,
@@ -200,9 +217,9 @@ impl Wal {
         let path = segment_path(&self.dir, id);
         let spare = self.spares.take();
         let limit = segment_limit(spare.is_some(), self.segment_bytes);
-        let file = Arc::new(create_segment(&path, spare.as_deref())?);
+        let file = create_segment(&self.fs, &path, spare.as_deref())?;
         self.spares.prepare();
-        sync_dir(&self.dir)?;
+        sync_dir(&self.fs, &self.dir)?;
         self.index
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -327,10 +344,12 @@ impl Wal {
     fn delete_segments(&self, ids: &[u64]) -> Result<(), StoreError> {
         for id in ids {
             let path = segment_path(&self.dir, *id);
-            std::fs::remove_file(&path).map_err(|e| StoreError::io(FileOp::Delete, &path, e))?;
+            self.fs
+                .remove_file(&path)
+                .map_err(|e| StoreError::io(FileOp::Delete, &path, e))?;
         }
         if !ids.is_empty() {
-            sync_dir(&self.dir)?;
+            sync_dir(&self.fs, &self.dir)?;
         }
         Ok(())
     }

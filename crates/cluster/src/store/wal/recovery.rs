@@ -12,10 +12,9 @@ use super::segment::{
 };
 use crate::codec;
 use crate::store::error::{Damage, FileOp, Item, StoreError};
+use crate::store::fs::FsRef;
 use crate::types::{Entry, LogId};
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// What recovery found on disk.
 #[derive(Debug)]
@@ -32,27 +31,31 @@ pub(super) struct Recovery {
 /// Reads the log in `dir` (created if missing); entries at or below `purged` are skipped and
 /// segments holding nothing else are deleted.
 pub(super) fn recover(
+    fs: &FsRef,
     dir: &Path,
     purged: Option<u64>,
     segment_bytes: u64,
 ) -> Result<Recovery, StoreError> {
-    std::fs::create_dir_all(dir).map_err(|e| StoreError::io(FileOp::Create, dir, e))?;
-    let ids = list_segments(dir)?;
+    fs.create_dir_all(dir)
+        .map_err(|e| StoreError::io(FileOp::Create, dir, e))?;
+    let ids = list_segments(fs, dir)?;
     let mut replay = Replay::new(purged);
     let mut active = None;
     let mut obsolete = Vec::new();
     for (n, &id) in ids.iter().enumerate() {
         let is_last = n + 1 == ids.len();
         let path = segment_path(dir, id);
-        let data = std::fs::read(&path).map_err(|e| StoreError::io(FileOp::Read, &path, e))?;
+        let data = fs
+            .read(&path)
+            .map_err(|e| StoreError::io(FileOp::Read, &path, e))?;
         let (records, end) = scan(&data);
         let seg = replay.segment(&path, id, &records)?;
-        repair_tail(&path, &data, end, is_last)?;
+        repair_tail(fs, &path, &data, end, is_last)?;
         if seg.last_live.is_none() && !is_last {
             obsolete.push(path);
             continue;
         }
-        let file = Arc::new(open_segment(&path)?);
+        let file = open_segment(fs, &path)?;
         replay.index.files.insert(id, file.clone());
         if is_last {
             let preallocated = data.len() as u64 >= segment_bytes && (end as u64) < segment_bytes;
@@ -66,22 +69,22 @@ pub(super) fn recover(
             });
         }
     }
-    remove_obsolete(dir, &obsolete)?;
+    remove_obsolete(fs, dir, &obsolete)?;
     replay.finish(active)
 }
 
 /// The IDs of the segment files in `dir`, in order. Spare files a previous run did not use are
 /// deleted.
-fn list_segments(dir: &Path) -> Result<Vec<u64>, StoreError> {
-    let list = |e| StoreError::io(FileOp::List, dir, e);
+fn list_segments(fs: &FsRef, dir: &Path) -> Result<Vec<u64>, StoreError> {
+    let names = fs
+        .list(dir)
+        .map_err(|e| StoreError::io(FileOp::List, dir, e))?;
     let mut ids = Vec::new();
-    for item in std::fs::read_dir(dir).map_err(list)? {
-        let item = item.map_err(list)?;
-        let name = item.file_name();
-        let name = name.to_string_lossy();
+    for name in names {
         if name.ends_with(SPARE_SUFFIX) {
-            let path = item.path();
-            std::fs::remove_file(&path).map_err(|e| StoreError::io(FileOp::Delete, &path, e))?;
+            let path = dir.join(&name);
+            fs.remove_file(&path)
+                .map_err(|e| StoreError::io(FileOp::Delete, &path, e))?;
             continue;
         }
         if let Some(id) = segment_id(&name) {
@@ -109,7 +112,13 @@ fn scan(data: &[u8]) -> (Vec<Record<'_>>, usize) {
 
 /// After the last record there may only be the zeroed preallocation. Anything else is a torn
 /// append in the last segment (never reported flushed: cut off), and damage in any other.
-fn repair_tail(path: &Path, data: &[u8], end: usize, is_last: bool) -> Result<(), StoreError> {
+fn repair_tail(
+    fs: &FsRef,
+    path: &Path,
+    data: &[u8],
+    end: usize,
+    is_last: bool,
+) -> Result<(), StoreError> {
     if data[end..].iter().all(|b| *b == 0) {
         return Ok(());
     }
@@ -122,10 +131,7 @@ fn repair_tail(path: &Path, data: &[u8], end: usize, is_last: bool) -> Result<()
         dropped_bytes = data.len() - end,
         "raft log: cutting off a torn record at the end (an append that was never reported flushed)"
     );
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| StoreError::io(FileOp::Open, path, e))?;
+    let f = open_segment(fs, path)?;
     f.set_len(end as u64)
         .map_err(|e| StoreError::io(FileOp::Truncate, path, e))?;
     f.sync_all()
@@ -133,12 +139,13 @@ fn repair_tail(path: &Path, data: &[u8], end: usize, is_last: bool) -> Result<()
 }
 
 /// Deletes the segments that hold only purged entries.
-fn remove_obsolete(dir: &Path, obsolete: &[PathBuf]) -> Result<(), StoreError> {
+fn remove_obsolete(fs: &FsRef, dir: &Path, obsolete: &[PathBuf]) -> Result<(), StoreError> {
     for path in obsolete {
-        std::fs::remove_file(path).map_err(|e| StoreError::io(FileOp::Delete, path, e))?;
+        fs.remove_file(path)
+            .map_err(|e| StoreError::io(FileOp::Delete, path, e))?;
     }
     if !obsolete.is_empty() {
-        sync_dir(dir)?;
+        sync_dir(fs, dir)?;
     }
     Ok(())
 }

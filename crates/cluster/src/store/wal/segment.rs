@@ -8,10 +8,8 @@
 //! written and is sealed early, at [`GROWING_SEGMENT_BYTES`].
 
 use crate::store::error::{FileOp, StoreError};
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use crate::store::fs::{FileRef, FsRef, OpenMode};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// A segment is sealed once it holds this many bytes.
@@ -32,18 +30,14 @@ pub(super) fn segment_id(file_name: &str) -> Option<u64> {
 }
 
 /// Makes the creation, renaming and deletion of files in `dir` durable.
-pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+pub(super) fn sync_dir(fs: &FsRef, dir: &Path) -> Result<(), StoreError> {
+    fs.sync_dir(dir)
         .map_err(|e| StoreError::io(FileOp::SyncFolder, dir, e))
 }
 
 /// Opens an existing segment file for reading and writing.
-pub(super) fn open_segment(path: &Path) -> Result<File, StoreError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
+pub(super) fn open_segment(fs: &FsRef, path: &Path) -> Result<FileRef, StoreError> {
+    fs.open(path, OpenMode::Existing)
         .map_err(|e| StoreError::io(FileOp::Open, path, e))
 }
 
@@ -61,7 +55,7 @@ pub(super) fn segment_limit(preallocated: bool, segment_bytes: u64) -> u64 {
 pub(super) struct Active {
     pub(super) id: u64,
     pub(super) path: PathBuf,
-    pub(super) file: Arc<File>,
+    pub(super) file: FileRef,
     /// Bytes of records written (the zeroed preallocation after them not counted).
     pub(super) len: u64,
     /// Index the next entry must have to go into this segment.
@@ -94,26 +88,33 @@ impl Active {
 
 /// Creates the file of a new segment at `path`: the `spare` renamed into place if there is one,
 /// else an empty file.
-pub(super) fn create_segment(path: &Path, spare: Option<&Path>) -> Result<File, StoreError> {
+pub(super) fn create_segment(
+    fs: &FsRef,
+    path: &Path,
+    spare: Option<&Path>,
+) -> Result<FileRef, StoreError> {
     let Some(spare) = spare else {
-        return OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)
+        return fs
+            .open(path, OpenMode::CreateNew)
             .map_err(|e| StoreError::io(FileOp::Create, path, e));
     };
-    if path.exists() {
+    if fs
+        .exists(path)
+        .map_err(|e| StoreError::io(FileOp::Open, path, e))?
+    {
         let exists = std::io::Error::from(std::io::ErrorKind::AlreadyExists);
         return Err(StoreError::io(FileOp::RenameInto, path, exists));
     }
-    std::fs::rename(spare, path).map_err(|e| StoreError::io(FileOp::RenameInto, path, e))?;
-    open_segment(path)
+    fs.rename(spare, path)
+        .map_err(|e| StoreError::io(FileOp::RenameInto, path, e))?;
+    open_segment(fs, path)
 }
 
 /// Writes `bytes` zero bytes to a new file at `path` and syncs it.
-fn zero_file(path: &Path, bytes: u64) -> Result<PathBuf, StoreError> {
-    let f = File::create(path).map_err(|e| StoreError::io(FileOp::Create, path, e))?;
+fn zero_file(fs: &FsRef, path: &Path, bytes: u64) -> Result<PathBuf, StoreError> {
+    let f = fs
+        .open(path, OpenMode::Truncate)
+        .map_err(|e| StoreError::io(FileOp::Create, path, e))?;
     let chunk = vec![0u8; 1 << 20];
     let mut at = 0u64;
     while at < bytes {
@@ -130,6 +131,7 @@ fn zero_file(path: &Path, bytes: u64) -> Result<PathBuf, StoreError> {
 /// Prepares one zero-filled spare file at a time on a background thread.
 #[derive(Debug)]
 pub(super) struct Spares {
+    fs: FsRef,
     dir: PathBuf,
     /// Size of a spare (a segment).
     bytes: u64,
@@ -140,8 +142,9 @@ pub(super) struct Spares {
 }
 
 impl Spares {
-    pub(super) fn new(dir: &Path, bytes: u64) -> Self {
+    pub(super) fn new(fs: FsRef, dir: &Path, bytes: u64) -> Self {
         Self {
+            fs,
             dir: dir.to_path_buf(),
             bytes,
             job: None,
@@ -189,9 +192,10 @@ impl Spares {
             self.seq
         ));
         let bytes = self.bytes;
+        let fs = self.fs.clone();
         self.job = std::thread::Builder::new()
             .name("raft-log-prealloc".into())
-            .spawn(move || zero_file(&path, bytes))
+            .spawn(move || zero_file(&fs, &path, bytes))
             .ok();
     }
 }
@@ -201,7 +205,7 @@ impl Drop for Spares {
         // Let a preallocation finish and remove its file, so nothing writes into the folder
         // after the log is closed (a reopen in the same process deletes what it finds).
         if let Some(Ok(Ok(path))) = self.job.take().map(|h| h.join()) {
-            let _ = std::fs::remove_file(path);
+            let _ = self.fs.remove_file(&path);
         }
     }
 }

@@ -266,3 +266,39 @@ fn a_purge_past_the_end_starts_a_new_segment_at_the_next_index() {
     // the segment of entries 1-2 holds nothing live any more and was deleted on open
     assert_eq!(wal_ids(dir.path()).len(), 1);
 }
+
+/// A committed hint is written without a sync of its own, at the end of the active segment. If
+/// the next append rolls to a new segment, the hint must be durable before the segment is
+/// sealed: after a power cut a torn record at the end of a sealed segment would be refused and
+/// the replica could not start. Every synced append must also survive.
+#[test]
+fn a_power_cut_after_a_roll_never_leaves_a_torn_sealed_segment() {
+    use crate::store::fs::sim::SimDisk;
+    let dir = Path::new("/log");
+    for seed in 0..100 {
+        let disk = SimDisk::new(seed);
+        let (mut wal, _) = Wal::open_on(disk.fs(), dir, None, 256).unwrap();
+        disk.fs().sync_dir(Path::new("/")).unwrap();
+        for i in 1..=40 {
+            wal.append(&[entry(1, i)], None).unwrap();
+            // hint only: written, not synced
+            wal.append(&[], Some(Some(entry(1, i).log_id))).unwrap();
+        }
+        assert!(wal_count(&disk) > 3, "seed {seed}: the log never rolled");
+        disk.cut_power();
+        drop(wal);
+        let (wal, rec) = Wal::open_on(disk.fs(), dir, None, 256)
+            .unwrap_or_else(|e| panic!("seed {seed}: the log does not reopen: {e}"));
+        assert_eq!(rec.last_log_id.map(|l| l.index), Some(40), "seed {seed}");
+        assert_eq!(indexes(&wal.reader(), 1, 41), (1..=40).collect::<Vec<_>>());
+    }
+}
+
+fn wal_count(disk: &crate::store::fs::sim::SimDisk) -> usize {
+    disk.fs()
+        .list(Path::new("/log"))
+        .unwrap()
+        .iter()
+        .filter(|n| n.ends_with(".wal"))
+        .count()
+}
