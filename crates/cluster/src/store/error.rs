@@ -104,6 +104,18 @@ pub enum StoreError {
     /// A snapshot builder was asked to build a second time.
     #[error("snapshot builder used twice")]
     SnapshotBuilderReused,
+    /// Purging the log up to `upto` waited for a snapshot being received to be saved, in vain:
+    /// the purge was not made (it would leave entries covered by no saved snapshot).
+    #[error(
+        "purge the raft log up to {upto}: no saved snapshot covers it after {waited_s} s \
+         (the snapshot being received was not saved)"
+    )]
+    SnapshotNotSaved {
+        /// The purge point asked for.
+        upto: u64,
+        /// How long the purge waited.
+        waited_s: u64,
+    },
 }
 
 /// A file-system operation, as named in [`StoreError::Io`].

@@ -4,6 +4,8 @@
 
 use super::error::{StoreError, raft_error};
 use super::fs::FsRef;
+use super::snapshot::Coverage;
+use super::StoreOptions;
 use super::meta::{MetaKey, MetaStore};
 use super::wal::writer::{self, Done, Pending, WriteOp};
 use super::wal::{Wal, WalReader};
@@ -34,6 +36,10 @@ pub struct LogStore {
     committed: Arc<Mutex<Option<LogId>>>,
     reader: WalReader,
     writer: std::sync::mpsc::SyncSender<WriteOp>,
+    /// What the saved snapshot covers: a purge is never made durable beyond it.
+    coverage: tokio::sync::watch::Receiver<Coverage>,
+    /// Longest a purge waits for the snapshot being received to be saved.
+    purge_wait: std::time::Duration,
 }
 
 impl LogStore {
@@ -41,10 +47,11 @@ impl LogStore {
         fs: FsRef,
         meta: MetaStore,
         log_dir: &Path,
-        segment_bytes: u64,
+        options: StoreOptions,
+        coverage: tokio::sync::watch::Receiver<Coverage>,
     ) -> Result<Self, StoreError> {
         let last_purged: Option<LogId> = meta.read::<Option<LogId>>(MetaKey::LastPurged)?.flatten();
-        let (wal, recovered) = Wal::open_on(fs, log_dir, last_purged, segment_bytes)?;
+        let (wal, recovered) = Wal::open_on(fs, log_dir, last_purged, options.segment_bytes)?;
         let last_log_id = recovered.last_log_id.or(last_purged);
         let pending = Pending::default();
         let committed = Arc::new(Mutex::new(recovered.committed));
@@ -58,7 +65,28 @@ impl LogStore {
             committed,
             reader,
             writer,
+            coverage,
+            purge_wait: options.purge_waits_for_snapshot,
         })
+    }
+
+    /// Waits until the saved snapshot covers `upto`, if a snapshot is being received (openraft
+    /// 0.9 purges up to a received snapshot right after queuing its install, without waiting);
+    /// bounded by [`StoreOptions::purge_waits_for_snapshot`]. A purge with no snapshot on its way is not held
+    /// (openraft purges only what a saved snapshot covers; the conformance suite purges freely).
+    async fn wait_for_snapshot(&self, upto: u64) -> Result<(), StoreError> {
+        let mut rx = self.coverage.clone();
+        let done = |c: &Coverage| c.covers(upto) || !c.receiving;
+        let waited = tokio::time::timeout(self.purge_wait, rx.wait_for(done)).await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            // The snapshot file (and its sender) is gone: the store is closing.
+            Ok(Err(_)) => Err(StoreError::WriterStopped),
+            Err(_) => Err(StoreError::SnapshotNotSaved {
+                upto,
+                waited_s: self.purge_wait.as_secs(),
+            }),
+        }
     }
 
     fn read_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<Vec<Entry>, StoreError> {
@@ -206,6 +234,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.wait_for_snapshot(log_id.index)
+            .await
+            .map_err(|e| raft_error(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
         // The purge point is saved first: entries at or below it are skipped on recovery, so a
         // crash before the segments are deleted loses nothing and resurrects nothing.
         self.meta

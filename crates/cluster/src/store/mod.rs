@@ -35,12 +35,16 @@ use std::path::Path;
 pub struct StoreOptions {
     /// Size of a log segment (and of its zero-filled preallocation).
     pub segment_bytes: u64,
+    /// Longest a purge of the log waits for a snapshot being received to be saved; then it fails
+    /// (a fatal storage error) rather than purge entries no saved snapshot covers.
+    pub purge_waits_for_snapshot: std::time::Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             segment_bytes: wal::SEGMENT_BYTES,
+            purge_waits_for_snapshot: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -60,8 +64,8 @@ pub fn open_on(
     let log_dir = dir.join("log");
     create_dir_durably(&fs, &log_dir)?;
     let meta = meta::MetaStore::open(&fs, dir)?;
-    let log = LogStore::new(fs.clone(), meta, &log_dir, options.segment_bytes)?;
-    let sm = StateMachineStore::new(snapshot::SnapshotFile::new(fs, dir))?;
+    let sm = StateMachineStore::new(snapshot::SnapshotFile::new(fs.clone(), dir))?;
+    let log = LogStore::new(fs, meta, &log_dir, options, sm.coverage())?;
     Ok((log, sm))
 }
 

@@ -67,6 +67,7 @@ fn view_from_image(meta: &SnapshotMeta, image: StateImage) -> StateView {
 
 impl StateMachineStore {
     pub(crate) fn new(snapshots: SnapshotFile) -> Result<Self, StoreError> {
+        snapshots.remove_leftovers()?;
         let view = match snapshots.load()? {
             Some((meta, data)) => view_from_image(&meta, snapshots.decode_image(&data)?),
             None => StateView::default(),
@@ -76,6 +77,11 @@ impl StateMachineStore {
             shared: SharedState(Arc::new(RwLock::new(view))),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Follows what the saved snapshot covers (the log store's purge waits on it).
+    pub(crate) fn coverage(&self) -> tokio::sync::watch::Receiver<super::snapshot::Coverage> {
+        self.snapshots.coverage()
     }
 
     /// The read handle on the applied state.
@@ -111,7 +117,12 @@ impl SnapshotBuilder {
             last_membership: self.last_membership.clone(),
             snapshot_id,
         };
-        self.snapshots.save(&meta, &data)?;
+        if !self.snapshots.save(&meta, &data, false)? {
+            return Ok(Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(data)),
+            });
+        }
         metrics::histogram!("cluster_snapshot_build_seconds")
             .record(started.elapsed().as_secs_f64());
         metrics::gauge!("cluster_snapshot_bytes").set(data.len() as f64);
@@ -203,6 +214,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        // openraft purges the log up to a received snapshot without waiting for its install:
+        // the log store's purge waits for the save from here on.
+        self.snapshots.begin_receiving();
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -213,23 +227,36 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
-        let image = codec::decode(&data)
-            .map_err(|source| StoreError::DecodeReceived { source })
-            .map_err(|e| raft_error(subject.clone(), ErrorVerb::Read, &e))?;
-        let new_view = view_from_image(meta, image);
-        self.snapshots
-            .save(meta, &data)
-            .map_err(|e| raft_error(subject, ErrorVerb::Write, &e))?;
-        *self.shared.write() = new_view;
-        tracing::info!(last = ?meta.last_log_id, bytes = data.len(), "snapshot installed");
+        // Decoding and the fsync run on a blocking thread, not on a runtime worker.
+        let snapshots = self.snapshots.clone();
+        let job_meta = meta.clone();
+        let job = move || -> Result<_, (ErrorVerb, StoreError)> {
+            let image = codec::decode(&data)
+                .map_err(|source| (ErrorVerb::Read, StoreError::DecodeReceived { source }))?;
+            let new_view = view_from_image(&job_meta, image);
+            let saved = snapshots
+                .save(&job_meta, &data, true)
+                .map_err(|e| (ErrorVerb::Write, e))?;
+            Ok((saved.then_some(new_view), data.len()))
+        };
+        let (new_view, bytes) = tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| raft_error(subject.clone(), ErrorVerb::Write, &e))?
+            .map_err(|(verb, e)| raft_error(subject, verb, &e))?;
+        if let Some(v) = new_view {
+            *self.shared.write() = v;
+        }
+        tracing::info!(last = ?meta.last_log_id, bytes, "snapshot installed");
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let loaded = self
-            .snapshots
-            .load()
-            .map_err(|e| raft_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, &e))?;
+        let snapshots = self.snapshots.clone();
+        let subject = ErrorSubject::Snapshot(None);
+        let loaded = tokio::task::spawn_blocking(move || snapshots.load())
+            .await
+            .map_err(|e| raft_error(subject.clone(), ErrorVerb::Read, &e))?
+            .map_err(|e| raft_error(subject, ErrorVerb::Read, &e))?;
         Ok(loaded.map(|(meta, data)| Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),

@@ -2,23 +2,56 @@
 //!
 //! Layout: meta length (`u32` LE), the [`codec`]-encoded `SnapshotMeta`, the data (the encoded
 //! `StateImage`), and a CRC-32 (`u32` LE) of all before it. It is replaced atomically: written
-//! to `snapshot.tmp`, fsynced, renamed over the old one, then the folder is fsynced.
+//! to a temporary file of its own (`snapshot-<n>.tmp`), fsynced, renamed over the old one, then
+//! the folder is fsynced.
+//!
+//! One save at a time (a build spawned by openraft and an install can finish together), and a
+//! snapshot is never replaced by one whose last log ID is older (a build that started before a
+//! newer snapshot was installed). What the saved snapshot covers is published ([`Coverage`]) so
+//! that the log store never makes a purge durable beyond it.
 
 use super::error::{Damage, FileOp, Item, StoreError};
 use super::fs::{FsRef, OpenMode};
 use crate::codec;
 use crate::state::StateImage;
-use crate::types::SnapshotMeta;
+use crate::types::{LogId, SnapshotMeta};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes of the meta length before the meta, and of the CRC after the data.
 const LEN_BYTES: usize = 4;
+
+/// Suffix of a snapshot being written (deleted on open if a crash left one).
+const TMP_SUFFIX: &str = ".tmp";
+
+/// What the saved snapshot covers, and whether one is being received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Coverage {
+    /// The last log ID of the durable snapshot.
+    pub(crate) saved: Option<LogId>,
+    /// A snapshot from the leader is being received or installed (set when openraft begins
+    /// receiving one, cleared once one is installed): a purge beyond `saved` waits for it.
+    pub(crate) receiving: bool,
+}
+
+impl Coverage {
+    /// True if the saved snapshot covers the entry at `index`.
+    pub(crate) fn covers(&self, index: u64) -> bool {
+        self.saved.is_some_and(|s| s.index >= index)
+    }
+}
 
 /// Where a node keeps its latest snapshot.
 #[derive(Debug)]
 pub(crate) struct SnapshotFile {
     fs: FsRef,
     dir: PathBuf,
+    /// Held for a whole save: one writer at a time.
+    saving: Mutex<()>,
+    /// Numbers the temporary files.
+    seq: AtomicU64,
+    coverage: tokio::sync::watch::Sender<Coverage>,
 }
 
 impl SnapshotFile {
@@ -26,7 +59,37 @@ impl SnapshotFile {
         Self {
             fs,
             dir: dir.to_path_buf(),
+            saving: Mutex::new(()),
+            seq: AtomicU64::new(0),
+            coverage: tokio::sync::watch::channel(Coverage::default()).0,
         }
+    }
+
+    /// Follows what the saved snapshot covers.
+    pub(crate) fn coverage(&self) -> tokio::sync::watch::Receiver<Coverage> {
+        self.coverage.subscribe()
+    }
+
+    /// Notes that a snapshot from the leader is being received.
+    pub(crate) fn begin_receiving(&self) {
+        self.coverage.send_modify(|c| c.receiving = true);
+    }
+
+    /// Deletes temporary files a crash during a save left behind.
+    pub(crate) fn remove_leftovers(&self) -> Result<(), StoreError> {
+        let names = self
+            .fs
+            .list(&self.dir)
+            .map_err(|e| StoreError::io(FileOp::List, &self.dir, e))?;
+        for n in names {
+            if n.starts_with("snapshot") && n.ends_with(TMP_SUFFIX) {
+                let path = self.dir.join(n);
+                self.fs
+                    .remove_file(&path)
+                    .map_err(|e| StoreError::io(FileOp::Delete, &path, e))?;
+            }
+        }
+        Ok(())
     }
 
     /// The file.
@@ -48,6 +111,12 @@ impl SnapshotFile {
             .map_err(|e| StoreError::decode(Item::SnapshotMeta, &path, e))?;
         bytes.truncate(body_len);
         bytes.drain(..meta_end);
+        let saved = meta.last_log_id;
+        self.coverage.send_if_modified(|c| {
+            let newer = c.saved < saved;
+            c.saved = c.saved.max(saved);
+            newer
+        });
         Ok(Some((meta, bytes)))
     }
 
@@ -56,15 +125,49 @@ impl SnapshotFile {
         codec::decode(data).map_err(|e| StoreError::decode(Item::SnapshotImage, &self.path(), e))
     }
 
-    /// Replaces the saved snapshot with `meta` and `data`; durable when this returns.
-    pub(crate) fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StoreError> {
+    /// Replaces the saved snapshot with `meta` and `data`, durably, unless the saved one is
+    /// newer (its last log ID is above `meta`'s): then nothing is written and this returns false.
+    /// `installed` marks a snapshot received from the leader (which ends a reception).
+    pub(crate) fn save(
+        &self,
+        meta: &SnapshotMeta,
+        data: &[u8],
+        installed: bool,
+    ) -> Result<bool, StoreError> {
+        let _one_at_a_time = self.saving.lock().unwrap_or_else(|p| p.into_inner());
+        let saved = self.coverage.borrow().saved;
+        if saved > meta.last_log_id {
+            tracing::info!(
+                snapshot = %meta.snapshot_id,
+                last = ?meta.last_log_id,
+                saved = ?saved,
+                "snapshot not saved: the saved one is newer"
+            );
+            if installed {
+                self.coverage.send_modify(|c| c.receiving = false);
+            }
+            return Ok(false);
+        }
+        self.write_file(meta, data)?;
+        self.coverage.send_modify(|c| {
+            c.saved = c.saved.max(meta.last_log_id);
+            if installed {
+                c.receiving = false;
+            }
+        });
+        Ok(true)
+    }
+
+    /// Writes the file: a temporary file of this save's own, fsync, rename, folder fsync.
+    fn write_file(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StoreError> {
         let item = Item::SnapshotMeta;
         let m = codec::encode(meta).map_err(|source| StoreError::Encode { item, source })?;
         let meta_len = u32::try_from(m.len()).map_err(|_| StoreError::TooLarge {
             item,
             bytes: m.len(),
         })?;
-        let tmp = self.dir.join("snapshot.tmp");
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.dir.join(format!("snapshot-{n}{TMP_SUFFIX}"));
         let io = |op, e| StoreError::io(op, &tmp, e);
         let f = self
             .fs
@@ -127,14 +230,15 @@ mod tests {
             last_membership: StoredMembership::default(),
             snapshot_id: "s-1".into(),
         };
-        f.save(&meta, b"state bytes").unwrap();
+        assert!(f.save(&meta, b"state bytes", false).unwrap());
         let (m, d) = f.load().unwrap().unwrap();
         assert_eq!(m.snapshot_id, "s-1");
         assert_eq!(d, b"state bytes");
         // A second save replaces the first.
-        f.save(&meta, b"newer").unwrap();
+        assert!(f.save(&meta, b"newer", false).unwrap());
         assert_eq!(f.load().unwrap().unwrap().1, b"newer");
-        assert!(!dir.path().join("snapshot.tmp").exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["snapshot"]);
         // One flipped bit is refused with the file named.
         let path = dir.path().join("snapshot");
         let mut bytes = std::fs::read(&path).unwrap();

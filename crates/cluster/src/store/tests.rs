@@ -23,6 +23,7 @@ fn blank(index: u64) -> Entry {
 fn options() -> StoreOptions {
     StoreOptions {
         segment_bytes: 4096,
+        purge_waits_for_snapshot: std::time::Duration::from_secs(2),
     }
 }
 
@@ -51,11 +52,12 @@ async fn a_purge_is_never_durable_beyond_the_saved_snapshot() {
     // The power goes as the snapshot file is renamed into place: it never becomes durable.
     disk.cut_power_at(|op, p| op == SimOp::Rename && p.ends_with("snapshot"));
     let leader_snapshot = meta(20, "leader-20");
-    let (_purged, installed) = tokio::join!(
+    let (purged, installed) = tokio::join!(
         log.purge(log_id(1, 20)),
         sm.install_snapshot(&leader_snapshot, received)
     );
     assert!(installed.is_err(), "the power cut did not hit the install");
+    assert!(purged.is_err(), "the purge went ahead of the snapshot");
     assert_eq!(disk.cycle(), 1);
     drop((log, sm));
 
@@ -85,7 +87,7 @@ fn concurrent_snapshot_saves_keep_the_newest_whole() {
             s.spawn(move || {
                 for i in 0..25u64 {
                     let last = i * 4 + t + 1;
-                    file.save(&meta(last, &format!("s-{last}")), big)
+                    file.save(&meta(last, &format!("s-{last}")), big, false)
                         .unwrap_or_else(|e| panic!("save {last}: {e}"));
                     let (m, d) = file.load().unwrap().unwrap();
                     assert_eq!(d.len(), big.len());
@@ -104,8 +106,8 @@ fn concurrent_snapshot_saves_keep_the_newest_whole() {
 fn an_older_snapshot_never_replaces_a_newer_one() {
     let dir = tempfile::tempdir().unwrap();
     let file = snapshot::SnapshotFile::new(fs::StdFs::shared(), dir.path());
-    file.save(&meta(20, "installed-20"), b"newer").unwrap();
-    let _ = file.save(&meta(10, "built-10"), b"older");
+    assert!(file.save(&meta(20, "installed-20"), b"newer", true).unwrap());
+    assert!(!file.save(&meta(10, "built-10"), b"older", false).unwrap());
     let (m, d) = file.load().unwrap().unwrap();
     assert_eq!(m.snapshot_id, "installed-20");
     assert_eq!(d, b"newer");

@@ -776,7 +776,7 @@ mod tests {
         disk.cut_power();
         drop(db);
         let db = disk.fs().open_redb(&path("/db")).unwrap();
-        use redb::{ReadableDatabase, ReadableTable};
+        use redb::ReadableDatabase;
         let txn = db.begin_read().unwrap();
         let v = txn.open_table(table).unwrap().get("k").unwrap().unwrap().value();
         assert_eq!(v, 42);

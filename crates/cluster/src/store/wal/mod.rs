@@ -73,17 +73,12 @@ pub(crate) struct Wal {
     segment_bytes: u64,
     /// Zero-filled files for the next segments.
     spares: Spares,
+    /// The active segment holds a committed hint written without a sync.
+    hint_unsynced: bool,
 }
 
 impl Wal {
-    /// Opens (or creates) the log in `dir`. Entries at or below `purged` are skipped, and
-    /// segments holding nothing else are deleted.
-    #[cfg(test)]
-    pub(crate) fn open(dir: &Path, purged: Option<LogId>) -> Result<(Self, Recovered), StoreError> {
-        Self::open_sized(dir, purged, SEGMENT_BYTES)
-    }
-
-    /// [`Wal::open`] with segments of `segment_bytes` (small ones in tests).
+    /// The log in `dir` on `std::fs` with segments of `segment_bytes` (small ones in tests).
     #[cfg(test)]
     pub(crate) fn open_sized(
         dir: &Path,
@@ -114,6 +109,7 @@ impl Wal {
             purged,
             buf: Vec::new(),
             segment_bytes,
+            hint_unsynced: false,
         };
         let recovered = Recovered {
             last_log_id: r.last_log_id,
@@ -161,6 +157,7 @@ impl Wal {
         };
         let locs = encode_group(&mut self.buf, entries, committed, active)?;
         active.write(&self.buf, true)?;
+        self.hint_unsynced = false;
         if let Some(c) = committed {
             self.committed = c;
         }
@@ -209,6 +206,16 @@ impl Wal {
         if self.active.as_ref().is_some_and(|a| a.takes(first)) {
             return Ok(());
         }
+        // The outgoing segment is sealed: a hint written to it without a sync is made durable
+        // first, since recovery refuses a torn record anywhere but at the end of the last segment.
+        if self.hint_unsynced
+            && let Some(a) = &self.active
+        {
+            a.file
+                .sync_data()
+                .map_err(|e| StoreError::io(FileOp::Sync, &a.path, e))?;
+        }
+        self.hint_unsynced = false;
         self.start_segment(first)
     }
 
@@ -246,6 +253,7 @@ impl Wal {
         put_record(&mut self.buf, KIND_COMMITTED, 0, &committed)?;
         if let Some(a) = self.active.as_mut() {
             a.write(&self.buf, sync)?;
+            self.hint_unsynced |= !sync;
         }
         self.committed = committed;
         Ok(())
@@ -301,6 +309,7 @@ impl Wal {
             next: from,
             limit: segment_limit(false, self.segment_bytes),
         });
+        self.hint_unsynced = false;
         if self.committed.is_some_and(|c| c.index >= from) {
             self.committed = None;
         }
