@@ -2,11 +2,11 @@
 //! ([`super::wal`]), written by the log writer thread; the vote and the purge point in redb
 //! ([`super::meta`]).
 
+use super::StoreOptions;
 use super::error::{StoreError, raft_error};
 use super::fs::FsRef;
-use super::snapshot::Coverage;
-use super::StoreOptions;
 use super::meta::{MetaKey, MetaStore};
+use super::snapshot::Coverage;
 use super::wal::writer::{self, Done, Pending, WriteOp};
 use super::wal::{Wal, WalReader};
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};

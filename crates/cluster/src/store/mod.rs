@@ -73,10 +73,7 @@ pub fn open_on(
 /// parent of a created folder), so that a power cut cannot take away a folder files were synced
 /// into.
 fn create_dir_durably(fs: &FsRef, dir: &Path) -> Result<(), StoreError> {
-    let exists = |p: &Path| {
-        fs.exists(p)
-            .map_err(|e| StoreError::io(FileOp::Open, p, e))
-    };
+    let exists = |p: &Path| fs.exists(p).map_err(|e| StoreError::io(FileOp::Open, p, e));
     let mut created = Vec::new();
     for a in dir.ancestors() {
         if a.as_os_str().is_empty() || exists(a)? {

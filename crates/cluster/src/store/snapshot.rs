@@ -237,7 +237,10 @@ mod tests {
         // A second save replaces the first.
         assert!(f.save(&meta, b"newer", false).unwrap());
         assert_eq!(f.load().unwrap().unwrap().1, b"newer");
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["snapshot"]);
         // One flipped bit is refused with the file named.
         let path = dir.path().join("snapshot");

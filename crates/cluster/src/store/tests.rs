@@ -70,7 +70,11 @@ async fn a_purge_is_never_durable_beyond_the_saved_snapshot() {
         state.last_purged_log_id
     );
     let kept = log.try_get_log_entries(1..=10).await.unwrap();
-    assert_eq!(kept.len(), 10, "entries the snapshot does not cover were lost");
+    assert_eq!(
+        kept.len(),
+        10,
+        "entries the snapshot does not cover were lost"
+    );
 }
 
 /// A snapshot build and an install can save at the same time: neither may damage the other's
@@ -91,7 +95,10 @@ fn concurrent_snapshot_saves_keep_the_newest_whole() {
                         .unwrap_or_else(|e| panic!("save {last}: {e}"));
                     let (m, d) = file.load().unwrap().unwrap();
                     assert_eq!(d.len(), big.len());
-                    assert!(m.last_log_id.unwrap().index >= last, "an older snapshot replaced {last}");
+                    assert!(
+                        m.last_log_id.unwrap().index >= last,
+                        "an older snapshot replaced {last}"
+                    );
                 }
             });
         }
@@ -106,7 +113,10 @@ fn concurrent_snapshot_saves_keep_the_newest_whole() {
 fn an_older_snapshot_never_replaces_a_newer_one() {
     let dir = tempfile::tempdir().unwrap();
     let file = snapshot::SnapshotFile::new(fs::StdFs::shared(), dir.path());
-    assert!(file.save(&meta(20, "installed-20"), b"newer", true).unwrap());
+    assert!(
+        file.save(&meta(20, "installed-20"), b"newer", true)
+            .unwrap()
+    );
     assert!(!file.save(&meta(10, "built-10"), b"older", false).unwrap());
     let (m, d) = file.load().unwrap().unwrap();
     assert_eq!(m.snapshot_id, "installed-20");

@@ -48,7 +48,11 @@ enum FileChange {
 enum DirChange {
     Link(PathBuf, Node),
     Unlink(PathBuf),
-    Rename { from: PathBuf, to: PathBuf, node: Node },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        node: Node,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -369,10 +373,7 @@ impl Disk {
     fn file(&self, path: &Path) -> io::Result<u64> {
         match self.names.get(path) {
             Some(Node::File(i)) => Ok(*i),
-            Some(Node::Dir) => Err(io::Error::other(format!(
-                "{} is a folder",
-                path.display()
-            ))),
+            Some(Node::Dir) => Err(io::Error::other(format!("{} is a folder", path.display()))),
             None => Err(not_found(path)),
         }
     }
@@ -778,7 +779,13 @@ mod tests {
         let db = disk.fs().open_redb(&path("/db")).unwrap();
         use redb::ReadableDatabase;
         let txn = db.begin_read().unwrap();
-        let v = txn.open_table(table).unwrap().get("k").unwrap().unwrap().value();
+        let v = txn
+            .open_table(table)
+            .unwrap()
+            .get("k")
+            .unwrap()
+            .unwrap()
+            .value();
         assert_eq!(v, 42);
     }
 }

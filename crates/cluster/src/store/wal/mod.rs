@@ -85,7 +85,12 @@ impl Wal {
         purged: Option<LogId>,
         segment_bytes: u64,
     ) -> Result<(Self, Recovered), StoreError> {
-        Self::open_on(crate::store::fs::StdFs::shared(), dir, purged, segment_bytes)
+        Self::open_on(
+            crate::store::fs::StdFs::shared(),
+            dir,
+            purged,
+            segment_bytes,
+        )
     }
 
     /// Opens (or creates) the log in `dir` on the file layer `fs`, with segments of
