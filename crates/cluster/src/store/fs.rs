@@ -1,11 +1,13 @@
 //! The file layer under the store: every file and folder operation of the log segments, the
 //! snapshot file and the redb database goes through [`Fs`].
 //!
-//! [`StdFs`] is the production implementation over `std::fs`. [`sim::SimDisk`] is an in-memory
+//! [`StdFs`] is the production implementation over `std::fs`. `sim::SimDisk` is an in-memory
 //! disk for tests that can lose power: what was not made durable by a successful `sync_data` /
 //! `sync_all` (file data) or [`Fs::sync_dir`] (names in a folder) is dropped or torn at a random
-//! byte when the power is cut. Another store could be put behind the same trait.
+//! byte when the power is cut; it is compiled for tests only (feature `sim-disk`). Another store
+//! could be put behind the same trait.
 
+#[cfg(any(test, feature = "sim-disk"))]
 pub mod sim;
 
 use std::fmt::Debug;
@@ -32,6 +34,10 @@ pub trait FsFile: Debug + Send + Sync {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// The file's length.
     fn len(&self) -> io::Result<u64>;
+    /// True if the file is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
     /// Shortens or extends (with zeroes) the file.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// `fdatasync`: the data and the length are durable when this returns.

@@ -230,19 +230,21 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // Decoding and the fsync run on a blocking thread, not on a runtime worker.
         let snapshots = self.snapshots.clone();
         let job_meta = meta.clone();
-        let job = move || -> Result<_, (ErrorVerb, StoreError)> {
-            let image = codec::decode(&data)
-                .map_err(|source| (ErrorVerb::Read, StoreError::DecodeReceived { source }))?;
+        // The error names what failed: reading (decoding) or writing (saving) the snapshot.
+        let job = move || -> Result<_, Box<(ErrorVerb, StoreError)>> {
+            let image = codec::decode(&data).map_err(|source| {
+                Box::new((ErrorVerb::Read, StoreError::DecodeReceived { source }))
+            })?;
             let new_view = view_from_image(&job_meta, image);
             let saved = snapshots
                 .save(&job_meta, &data, true)
-                .map_err(|e| (ErrorVerb::Write, e))?;
+                .map_err(|e| Box::new((ErrorVerb::Write, e)))?;
             Ok((saved.then_some(new_view), data.len()))
         };
         let (new_view, bytes) = tokio::task::spawn_blocking(job)
             .await
             .map_err(|e| raft_error(subject.clone(), ErrorVerb::Write, &e))?
-            .map_err(|(verb, e)| raft_error(subject, verb, &e))?;
+            .map_err(|b| raft_error(subject, b.0, &b.1))?;
         if let Some(v) = new_view {
             *self.shared.write() = v;
         }
