@@ -77,7 +77,8 @@ pub trait Fs: Debug + Send + Sync {
 /// The shared file layer of a store.
 pub type FsRef = Arc<dyn Fs>;
 
-/// The production file layer: `std::fs`.
+/// The production file layer: `std::fs`. Folders it creates are private to the user (0700), and
+/// so are files (0600): the log and the snapshot hold alerts and user records.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StdFs;
 
@@ -116,7 +117,11 @@ impl FsFile for std::fs::File {
 
 impl Fs for StdFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -136,8 +141,9 @@ impl Fs for StdFs {
     }
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<FileRef> {
+        use std::os::unix::fs::OpenOptionsExt;
         let mut o = std::fs::OpenOptions::new();
-        o.read(true).write(true);
+        o.read(true).write(true).mode(0o600);
         match mode {
             OpenMode::Existing => {}
             OpenMode::CreateNew => {
@@ -163,6 +169,18 @@ impl Fs for StdFs {
     }
 
     fn open_redb(&self, path: &Path) -> Result<redb::Database, redb::DatabaseError> {
+        // redb creates a missing file with the default mode: create it private first.
+        use std::os::unix::fs::OpenOptionsExt;
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        match created {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))),
+        }
         redb::Database::create(path)
     }
 }

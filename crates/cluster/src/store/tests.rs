@@ -361,3 +361,38 @@ async fn check_after_cut(
     m.committed = m.committed.min(last).max(snap.map_or(0, |l| l.index));
     m.term += 1;
 }
+
+/// The data folder and everything the store creates in it are private to the node's user:
+/// folders 0700, files 0600 (the log holds alerts and user records).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_folder_and_its_files_are_private() {
+    use openraft::RaftSnapshotBuilder;
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    {
+        let (mut log, mut sm) = open(&dir).unwrap();
+        log.blocking_append((1..=3).map(blank)).await.unwrap();
+        sm.apply((1..=3).map(blank)).await.unwrap();
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+    }
+    let mut checked = 0;
+    let mut stack = vec![dir];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::metadata(&p).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{}: {mode:o}", p.display());
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            assert_eq!(mode, 0o600, "{}: {mode:o}", p.display());
+        }
+        checked += 1;
+    }
+    // the data folder, log/, raft.redb, a segment, the snapshot
+    assert!(checked >= 5, "{checked}");
+}
