@@ -101,6 +101,12 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A blocking thread running store IO panicked or was cancelled.
+    #[error("a store thread failed: {reason}")]
+    BlockingTask {
+        /// What the runtime reported.
+        reason: String,
+    },
     /// A snapshot builder was asked to build a second time.
     #[error("snapshot builder used twice")]
     SnapshotBuilderReused,

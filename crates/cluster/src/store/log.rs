@@ -129,6 +129,17 @@ impl LogStore {
     }
 }
 
+/// Runs `job` (file IO: a redb transaction) on a blocking thread.
+async fn on_blocking_thread<T: Send + 'static>(
+    job: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| StoreError::BlockingTask {
+            reason: e.to_string(),
+        })?
+}
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
@@ -153,15 +164,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.clone()
     }
 
+    /// A redb commit with an fsync: on a blocking thread, not on the Raft core's worker.
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.meta
-            .write(MetaKey::Vote, vote)
+        let (meta, vote) = (self.meta.clone(), *vote);
+        on_blocking_thread(move || meta.write(MetaKey::Vote, &vote))
+            .await
             .map_err(|e| raft_error(ErrorSubject::Vote, ErrorVerb::Write, &e))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.meta
-            .read(MetaKey::Vote)
+        let meta = self.meta.clone();
+        on_blocking_thread(move || meta.read(MetaKey::Vote))
+            .await
             .map_err(|e| raft_error(ErrorSubject::Vote, ErrorVerb::Read, &e))
     }
 
@@ -242,8 +256,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| raft_error(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
         // The purge point is saved first: entries at or below it are skipped on recovery, so a
         // crash before the segments are deleted loses nothing and resurrects nothing.
-        self.meta
-            .write(MetaKey::LastPurged, &Some(log_id))
+        let meta = self.meta.clone();
+        on_blocking_thread(move || meta.write(MetaKey::LastPurged, &Some(log_id)))
+            .await
             .map_err(|e| raft_error(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
         let upto = log_id.index;
         self.ask(|done| WriteOp::Purge { upto, done })

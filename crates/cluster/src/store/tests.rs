@@ -396,3 +396,53 @@ async fn the_data_folder_and_its_files_are_private() {
     // the data folder, log/, raft.redb, a segment, the snapshot
     assert!(checked >= 5, "{checked}");
 }
+
+/// No write or sync of the store runs on a runtime worker: the vote's and the purge point's redb
+/// commits, a snapshot install and a snapshot build run on blocking threads (a worker held in an
+/// fsync stalls every task on it; the node has two).
+#[test]
+fn store_writes_never_run_on_a_runtime_worker() {
+    use openraft::RaftSnapshotBuilder;
+    let disk = SimDisk::new(5);
+    let writers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let worker = std::thread::current().id();
+    rt.block_on(async {
+        let (mut log, mut sm) = open_on(disk.fs(), Path::new("/data"), options()).unwrap();
+        log.blocking_append((1..=3).map(blank)).await.unwrap();
+        sm.apply((1..=3).map(blank)).await.unwrap();
+        let w = writers.clone();
+        disk.cut_power_at(move |op, path| {
+            w.lock()
+                .unwrap()
+                .push((std::thread::current().id(), op, path.to_path_buf()));
+            false
+        });
+        log.save_vote(&crate::types::Vote::new(2, 1)).await.unwrap();
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        log.purge(log_id(1, 2)).await.unwrap();
+        let data = codec::encode(&ClusterState::default().to_image()).unwrap();
+        let mut rx = sm.begin_receiving_snapshot().await.unwrap();
+        rx.get_mut().extend_from_slice(&data);
+        sm.install_snapshot(&meta(10, "leader-10"), rx)
+            .await
+            .unwrap();
+        log.purge(log_id(1, 10)).await.unwrap();
+        // Closing redb when the store is dropped (at shutdown) writes too: not counted.
+        disk.disarm();
+    });
+    let writers = writers.lock().unwrap();
+    let on_worker: Vec<_> = writers.iter().filter(|(t, _, _)| *t == worker).collect();
+    assert!(writers.len() > 5, "{writers:?}");
+    assert!(
+        on_worker.is_empty(),
+        "on the runtime's thread: {on_worker:?}"
+    );
+}
