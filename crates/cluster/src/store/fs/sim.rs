@@ -317,13 +317,19 @@ impl Disk {
                 }
             }
         }
-        // A name whose folder did not survive is gone with it.
-        let dirs: Vec<PathBuf> = names
-            .iter()
-            .filter(|(_, n)| **n == Node::Dir)
-            .map(|(p, _)| p.clone())
-            .collect();
-        names.retain(|p, _| p.parent().is_none() || dirs.iter().any(|d| *d == parent(p)));
+        // A name whose folder did not survive is gone with it (and so on down).
+        loop {
+            let before = names.len();
+            let dirs: std::collections::HashSet<PathBuf> = names
+                .iter()
+                .filter(|(_, n)| **n == Node::Dir)
+                .map(|(p, _)| p.clone())
+                .collect();
+            names.retain(|p, _| p.parent().is_none() || dirs.contains(&parent(p)));
+            if names.len() == before {
+                break;
+            }
+        }
         let live: std::collections::HashSet<u64> = names
             .values()
             .filter_map(|n| match n {
