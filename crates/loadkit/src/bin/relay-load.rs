@@ -436,7 +436,12 @@ async fn run(args: Args) -> Result<ExitCode> {
 /// `--status`: one JSON line per endpoint entry with that node's view.
 async fn print_status(args: &Args) -> Result<ExitCode> {
     let mut all_answered = true;
-    for entry in args.endpoint.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+    for entry in args
+        .endpoint
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
         let mut config = client_config(args)?;
         config.endpoint = Endpoint::parse(entry)?;
         config.retry.max_attempts = 1;
@@ -473,7 +478,12 @@ async fn run_syslog(args: Args) -> Result<ExitCode> {
         bail!("--acked applies to --ingest grpc only (syslog has no acknowledgement)");
     }
     let mut targets = Vec::new();
-    for entry in args.endpoint.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+    for entry in args
+        .endpoint
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
         let found: Vec<SocketAddr> = tokio::net::lookup_host(entry)
             .await
             .with_context(|| format!("--endpoint: `{entry}`: expected host:port"))?
