@@ -146,6 +146,7 @@ syslog_endpoint="127.0.0.1:${syslog[1]},127.0.0.1:${syslog[2]},127.0.0.1:${syslo
 rss_line() { for p in "${node_pids[@]}"; do printf '%s ' "$(( $(awk '/VmRSS/{print $2}' "/proc/$p/status") / 1024 )) MiB"; done; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 echo "== relay-load ($ingest): $seconds s, rate $rate, $size B alerts, batch $batch, concurrency $concurrency"
+# warm-up: one alert over gRPC (number 1, so with --ingest syslog the sink counts one duplicate)
 "$bin/relay-load" --endpoint "$endpoint" --rate "$rate" --seconds 3 --count 1 --batch 1 > /dev/null 2>&1 || true
 sleep 5
 echo "node RSS at rest (after start and one alert): $(rss_line)"
@@ -165,8 +166,9 @@ for p in "${node_pids[@]}"; do
 done
 [ -n "$peer" ] || exit 0
 
-# ---- the same load through rsyslog, with the cluster stopped
+# ---- the same load through rsyslog, with the cluster stopped (and its data removed: disk space)
 stop_pids "${node_pids[@]}"
+rm -rf "$work/n1" "$work/n2" "$work/n3"
 start_sink rsyslog
 rs_port=$(port)
 mkdir -p "$work/rsyslog"
@@ -178,7 +180,7 @@ template(name="raw" type="string" string="%rawmsg%")
 ruleset(name="fwd") {
   action(type="omfwd" target="127.0.0.1" port="$sink_port" protocol="tcp"
          TCP_Framing="octet-counted" template="raw"
-         $queue_settings queue.filename="fwd" queue.size="10000000" queue.maxDiskSpace="2g"
+         $queue_settings queue.filename="fwd" queue.size="10000000" queue.maxDiskSpace="1g"
          action.resumeRetryCount="-1" action.resumeInterval="1")
 }
 CONF
