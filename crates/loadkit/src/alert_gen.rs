@@ -48,7 +48,7 @@ impl AlertGenerator {
             alert_type: ALERT_TYPE.to_string(),
             importance,
             time_ms,
-            pairs: pairs(n, self.size),
+            pairs: alert_pairs(n, self.size),
         }
     }
 
@@ -92,8 +92,9 @@ fn hex(seed: u64, chars: usize) -> String {
     s
 }
 
-/// The extension of alert `n`, padded (in the `request` URL's query) to `size` bytes.
-fn pairs(n: u64, size: usize) -> Vec<(String, String)> {
+/// The extension of alert `n` (every key allowed for `file_web`), padded (in the `request` URL's
+/// query) to `size` bytes.
+pub fn alert_pairs(n: u64, size: usize) -> Vec<(String, String)> {
     let h = mix(n);
     let file = format!("invoice_{n}.docm");
     let kv = |k: &str, v: String| (k.to_string(), v);

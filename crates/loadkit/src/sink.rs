@@ -1,13 +1,19 @@
 //! A fast counting SIEM sink: receives syslog over TCP, UDP, TLS or RELP, decodes frames and
-//! parses CEF with the `cef` crate, and tallies `eventId`s.
+//! parses CEF with the `cef` crate, and tallies `eventId`s. An `eventId` counts when it is a
+//! number or ends in `-<number>` (`relay-load`'s gRPC alert IDs, `<prefix>-<n>`); the number is
+//! tallied. Optionally it reports when each TCP or TLS connection opened, when its first alert
+//! arrived and when it closed ([`ConnEvent`]), with wall-clock nanoseconds, so a benchmark can
+//! time the gap between one sender's last message and the next sender's first (a leader change).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::tally::{EventTally, TallySnapshot};
 
@@ -30,6 +36,65 @@ pub struct SinkConfig {
     /// Append every received event id (one per line, written per read batch, unbuffered) to
     /// this file: it survives a SIGKILL of the sink, for loss accounting across kills.
     pub record: Option<std::path::PathBuf>,
+    /// Where to report the life of each TCP or TLS connection.
+    pub events: Option<UnboundedSender<ConnEvent>>,
+}
+
+/// A moment in the life of one TCP or TLS connection to the sink. Times are wall-clock
+/// nanoseconds since the Unix epoch (comparable with `date +%s%N` on the same machine).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ConnEvent {
+    /// The connection was accepted.
+    Opened {
+        /// Connection number (from 1, in accept order).
+        conn: u64,
+        /// The sender's address.
+        peer: SocketAddr,
+        /// When.
+        at_ns: u128,
+    },
+    /// The first message with a tallied `eventId` was read on it.
+    FirstAlert {
+        /// Connection number.
+        conn: u64,
+        /// Its `eventId` (the number).
+        event_id: u64,
+        /// When the read that held it returned.
+        at_ns: u128,
+    },
+    /// The peer closed it (or it failed).
+    Closed {
+        /// Connection number.
+        conn: u64,
+        /// Messages read on it.
+        messages: u64,
+        /// When.
+        at_ns: u128,
+    },
+}
+
+/// Wall-clock nanoseconds since the Unix epoch.
+pub fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Where a stream connection reports its events.
+#[derive(Debug, Clone)]
+struct Events {
+    tx: Option<UnboundedSender<ConnEvent>>,
+    next: Arc<AtomicU64>,
+}
+
+impl Events {
+    fn send(&self, event: ConnEvent) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(event);
+        }
+    }
 }
 
 /// Bound addresses of a running sink.
@@ -79,12 +144,22 @@ impl Sink {
             record,
         });
         let mut addrs = SinkAddrs::default();
+        let events = Events {
+            tx: config.events.clone(),
+            next: Arc::new(AtomicU64::new(1)),
+        };
         if let Some(a) = config.tcp {
             let l = TcpListener::bind(a)
                 .await
                 .with_context(|| format!("bind tcp {a}"))?;
             addrs.tcp = Some(l.local_addr()?);
-            tokio::spawn(serve_stream(l, None, config.framing, tally.clone()));
+            tokio::spawn(serve_stream(
+                l,
+                None,
+                config.framing,
+                tally.clone(),
+                events.clone(),
+            ));
         }
         if let Some((a, cert, key)) = &config.tls {
             let l = TcpListener::bind(a)
@@ -97,6 +172,7 @@ impl Sink {
                 Some(acceptor),
                 config.framing,
                 tally.clone(),
+                events.clone(),
             ));
         }
         if let Some(a) = config.relp {
@@ -140,10 +216,13 @@ fn tls_acceptor(cert_pem: &str, key_pem: &str) -> Result<tokio_rustls::TlsAccept
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Parses one syslog message and returns its `eventId`.
+/// Parses one syslog message and returns the number of its `eventId`: the whole value, or what
+/// follows its last `-` (`load-18c2f-42` gives 42).
 pub fn event_id(msg: &[u8]) -> Option<u64> {
     let (_, record) = cef::parse_frame(msg).ok()?;
-    record.get("eventId")?.parse().ok()
+    let id = record.get("eventId")?;
+    let number = id.rsplit_once('-').map_or(id, |(_, n)| n);
+    number.parse().ok()
 }
 
 fn tally_batch(tally: &Tally, ids: &[Option<u64>]) {
@@ -173,28 +252,76 @@ async fn serve_stream(
     tls: Option<tokio_rustls::TlsAcceptor>,
     framing: cef::Framing,
     tally: Tally,
+    events: Events,
 ) {
     loop {
-        let Ok((sock, _)) = listener.accept().await else {
+        let Ok((sock, peer)) = listener.accept().await else {
             continue;
         };
+        let conn = Conn {
+            id: events.next.fetch_add(1, Ordering::Relaxed),
+            events: events.clone(),
+            first_alert: false,
+            messages: 0,
+        };
+        conn.events.send(ConnEvent::Opened {
+            conn: conn.id,
+            peer,
+            at_ns: now_ns(),
+        });
         let _ = sock.set_nodelay(true);
         let tally = tally.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let mut conn = conn;
             match tls {
                 Some(acceptor) => {
                     if let Ok(s) = acceptor.accept(sock).await {
-                        read_frames(s, framing, tally).await;
+                        read_frames(s, framing, &tally, &mut conn).await;
                     }
                 }
-                None => read_frames(sock, framing, tally).await,
+                None => read_frames(sock, framing, &tally, &mut conn).await,
             }
+            conn.events.send(ConnEvent::Closed {
+                conn: conn.id,
+                messages: conn.messages,
+                at_ns: now_ns(),
+            });
         });
     }
 }
 
-async fn read_frames<S: AsyncRead + Unpin>(mut s: S, framing: cef::Framing, tally: Tally) {
+/// One stream connection's reporting state.
+struct Conn {
+    id: u64,
+    events: Events,
+    first_alert: bool,
+    messages: u64,
+}
+
+impl Conn {
+    /// Counts the messages of one read and reports the first tallied `eventId`, once.
+    fn read(&mut self, ids: &[Option<u64>], at_ns: u128) {
+        self.messages += ids.len() as u64;
+        if !self.first_alert
+            && let Some(event_id) = ids.iter().flatten().next()
+        {
+            self.first_alert = true;
+            self.events.send(ConnEvent::FirstAlert {
+                conn: self.id,
+                event_id: *event_id,
+                at_ns,
+            });
+        }
+    }
+}
+
+async fn read_frames<S: AsyncRead + Unpin>(
+    mut s: S,
+    framing: cef::Framing,
+    tally: &Tally,
+    conn: &mut Conn,
+) {
     let mut buf = BytesMut::with_capacity(1 << 20);
     let mut ids = Vec::with_capacity(1024);
     loop {
@@ -202,6 +329,7 @@ async fn read_frames<S: AsyncRead + Unpin>(mut s: S, framing: cef::Framing, tall
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+        let at_ns = if conn.first_alert { 0 } else { now_ns() };
         let mut used = 0;
         loop {
             match cef::decode_frame(&buf[used..], framing, MAX_FRAME) {
@@ -213,13 +341,15 @@ async fn read_frames<S: AsyncRead + Unpin>(mut s: S, framing: cef::Framing, tall
                 Err(_) => {
                     // A framing error ends the connection, like a real receiver would.
                     ids.push(None);
-                    tally_batch(&tally, &ids);
+                    conn.read(&ids, at_ns);
+                    tally_batch(tally, &ids);
                     return;
                 }
             }
         }
         let _ = buf.split_to(used);
-        tally_batch(&tally, &ids);
+        conn.read(&ids, at_ns);
+        tally_batch(tally, &ids);
         ids.clear();
         if buf.capacity() - buf.len() < MAX_FRAME {
             buf.reserve(1 << 20);

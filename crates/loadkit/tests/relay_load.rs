@@ -187,3 +187,121 @@ async fn a_paced_run_stops_at_its_time_limit() -> Result<()> {
     assert_eq!(accepted % 20, 0, "{s}");
     Ok(())
 }
+
+/// Runs relay-load in syslog mode against a sink; returns the summary and what the sink got.
+async fn syslog_run(
+    framing: cef::Framing,
+    extra: &[&str],
+    count: u64,
+) -> Result<(i32, serde_json::Value, loadkit::tally::TallySnapshot)> {
+    use loadkit::sink::{Sink, SinkConfig};
+    let lo: SocketAddr = "127.0.0.1:0".parse()?;
+    let udp = framing == cef::Framing::Datagram;
+    let sink = Sink::start(SinkConfig {
+        tcp: (!udp).then_some(lo),
+        udp: udp.then_some(lo),
+        framing,
+        ..SinkConfig::default()
+    })
+    .await?;
+    let addr = sink.addrs.tcp.or(sink.addrs.udp).context("bound")?;
+    let endpoint = addr.to_string();
+    let count_text = count.to_string();
+    let mut args = vec![
+        "--ingest",
+        "syslog",
+        "--endpoint",
+        &endpoint,
+        "--count",
+        &count_text,
+        "--batch",
+        "30",
+        "--concurrency",
+        "2",
+        "--first-id",
+        "1001",
+    ];
+    args.extend_from_slice(extra);
+    let (code, summary) = relay_load(&args).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sink.snapshot().unique < count && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Ok((code, summary, sink.snapshot()))
+}
+
+#[tokio::test]
+async fn syslog_mode_sends_numbered_cef_over_tcp_with_either_framing() -> Result<()> {
+    for (framing, name) in [
+        (cef::Framing::OctetCounting, "octet-counting"),
+        (cef::Framing::Lf, "lf"),
+    ] {
+        let (code, s, got) = syslog_run(framing, &["--framing", name, "--rate", "0"], 300).await?;
+        assert_eq!(code, 0, "{s}");
+        assert_eq!(s["mode"], "syslog", "{s}");
+        assert_eq!(s["framing"], name, "{s}");
+        assert_eq!(s["sent"], 300, "{s}");
+        assert_eq!(
+            (s["first_id"].clone(), s["last_id"].clone()),
+            (1001.into(), 1300.into())
+        );
+        assert!(
+            s["note"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no per-message acknowledgement"),
+            "{s}"
+        );
+        assert_eq!(got.unique, 300, "{got:?}");
+        assert_eq!(got.max_id, 1300, "{got:?}");
+        assert_eq!(got.unparsable + got.duplicates, 0, "{got:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn syslog_mode_over_udp_sends_one_datagram_per_message_and_counts_copies() -> Result<()> {
+    let (code, s, got) = syslog_run(
+        cef::Framing::Datagram,
+        &[
+            "--transport",
+            "udp",
+            "--rate",
+            "2000/s",
+            "--dup-share",
+            "0.5",
+        ],
+        120,
+    )
+    .await?;
+    assert_eq!(code, 0, "{s}");
+    assert_eq!(s["framing"], "datagram", "{s}");
+    assert_eq!(s["sent"], 120, "{s}");
+    // one target: the copies go to the same one
+    assert_eq!(s["duplicates_sent"], 120, "{s}");
+    assert_eq!(got.unique, 120, "{got:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn syslog_mode_refuses_grpc_only_options_naming_them() -> Result<()> {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_relay-load"))
+        .args([
+            "--ingest",
+            "syslog",
+            "--endpoint",
+            "127.0.0.1:9",
+            "--acked",
+            "/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--acked applies to --ingest grpc only"),
+        "{stderr}"
+    );
+    Ok(())
+}

@@ -98,3 +98,57 @@ fn sink_parses_event_ids_with_the_cef_crate() {
     assert_eq!(loadkit::sink::event_id(&message(42)), Some(42));
     assert_eq!(loadkit::sink::event_id(b"<13>1 - - - - - - not cef"), None);
 }
+
+#[tokio::test]
+async fn connection_events_and_ids_ending_in_a_number_are_reported() -> Result<()> {
+    use loadkit::sink::ConnEvent;
+    use tokio::io::AsyncWriteExt;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let sink = Sink::start(SinkConfig {
+        tcp: Some("127.0.0.1:0".parse()?),
+        events: Some(tx),
+        ..SinkConfig::default()
+    })
+    .await?;
+    let before = loadkit::sink::now_ns();
+    let mut s = tokio::net::TcpStream::connect(sink.addrs.tcp.unwrap()).await?;
+    let line = |id: &str| {
+        let m =
+            format!("<134>1 2026-01-01T00:00:00Z h a - - - CEF:0|V|P|1|file_web|n|5|eventId={id}");
+        format!("{} {m}", m.len())
+    };
+    s.write_all(line("load-18c2f-42").as_bytes()).await?;
+    s.write_all(line("43").as_bytes()).await?;
+    s.shutdown().await?;
+    let mut events = Vec::new();
+    while events.len() < 3 {
+        let e = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await?;
+        events.push(e.unwrap());
+    }
+    let ConnEvent::Opened {
+        conn,
+        at_ns: opened,
+        ..
+    } = events[0]
+    else {
+        panic!("{events:?}")
+    };
+    assert!(opened >= before, "{events:?}");
+    let ConnEvent::FirstAlert {
+        conn: c2,
+        event_id,
+        at_ns,
+    } = events[1]
+    else {
+        panic!("{events:?}")
+    };
+    assert_eq!((c2, event_id), (conn, 42), "{events:?}");
+    assert!(at_ns >= opened, "{events:?}");
+    assert!(
+        matches!(events[2], ConnEvent::Closed { conn: c3, messages: 2, .. } if c3 == conn),
+        "{events:?}"
+    );
+    wait_unique(&sink, 2).await?;
+    assert_eq!(sink.snapshot().max_id, 43);
+    Ok(())
+}

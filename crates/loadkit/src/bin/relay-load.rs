@@ -8,8 +8,19 @@
 //! that answered it, and must come back `duplicate`. Alert IDs are `<prefix>-<counter>`, the
 //! prefix unique per run unless `--id-prefix` is given.
 //!
-//! Exit status: 0 when every alert was answered, 1 when any alert's call ended in an error after
-//! the client's retries, 2 when the run could not start.
+//! `--ingest syslog` sends the same alerts as CEF over syslog (TCP octet-counted or LF, or UDP)
+//! to the syslog listeners given as `--endpoint`, `--concurrency` connections at once; event IDs
+//! are numbers from `--first-id`, `dvchost` is the run's source. Syslog has no acknowledgement:
+//! it prints what was sent, and what counts is what the SIEM received (see
+//! `loadkit::syslog_load`).
+//!
+//! `--acked FILE` (gRPC) appends the ID of every alert the cluster acknowledged (accepted, or
+//! duplicate on its first submission) to FILE, one per line. `--status` prints each endpoint's
+//! status as a JSON line and exits.
+//!
+//! Exit status: 0 when every alert was answered (syslog: written), 1 when any alert's call ended
+//! in an error after the client's retries (syslog: a batch was given up), 2 when the run could
+//! not start.
 #![allow(clippy::print_stdout)]
 
 use std::io::Write as _;
@@ -25,6 +36,7 @@ use clap::Parser;
 use loadkit::alert_gen::{AlertGenerator, run_prefix};
 use loadkit::load_plan::{DuplicatePicker, Rate};
 use loadkit::load_tally::LoadTally;
+use loadkit::syslog_load::{self, NOT_ACKNOWLEDGED, SyslogLoad, Transport};
 use relay_client::{Alert, Client, ClientConfig, Endpoint, Outcome, RetryPolicy, TlsOptions};
 use tokio::sync::{mpsc, watch};
 
@@ -39,8 +51,28 @@ const MAX_BATCH: usize = 4_096;
 struct Args {
     /// Where the nodes are: a round-robin DNS name with port (`relay.example:7001`) or a
     /// comma-separated list of `host:port`.
+    /// With `--ingest syslog`: the syslog listeners, a comma-separated list of `host:port`.
     #[arg(long, env = "RELAY_ENDPOINT")]
     endpoint: String,
+    /// How alerts enter the cluster: `grpc` (the ingest API) or `syslog` (CEF over syslog to
+    /// the nodes' syslog listeners, or to any syslog receiver).
+    #[arg(long, value_enum, default_value = "grpc")]
+    ingest: Ingest,
+    /// Syslog mode: `tcp` or `udp`.
+    #[arg(long, value_enum, default_value = "tcp")]
+    transport: TransportArg,
+    /// Syslog mode over TCP: `octet-counting` (RFC 6587) or `lf`.
+    #[arg(long, value_enum, default_value = "octet-counting")]
+    framing: FramingArg,
+    /// Syslog mode: the `eventId` of the first alert (numbers, one per new alert).
+    #[arg(long, default_value_t = 1)]
+    first_id: u64,
+    /// gRPC: append the ID of every acknowledged alert to this file, one per line.
+    #[arg(long)]
+    acked: Option<PathBuf>,
+    /// Print each endpoint's status (node, leader, term) as a JSON line and exit.
+    #[arg(long)]
+    status: bool,
     /// DNS server (`ip:port`) for the endpoint's names, instead of the system configuration.
     #[arg(long)]
     nameserver: Option<SocketAddr>,
@@ -53,10 +85,10 @@ struct Args {
     /// Stop after this many new alerts.
     #[arg(long)]
     count: Option<u64>,
-    /// Alerts per submit call (1..=4096).
+    /// Alerts per submit call (1..=4096); syslog mode: messages per write.
     #[arg(long, default_value_t = 100)]
     batch: usize,
-    /// Submit calls in flight at once.
+    /// Submit calls in flight at once; syslog mode: connections (spread over the endpoints).
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
     /// Bytes of extension payload (keys and values) per alert.
@@ -68,9 +100,10 @@ struct Args {
     /// Alert ID prefix (default `load-<unix ms, hex>-<pid>`, unique per run).
     #[arg(long)]
     id_prefix: Option<String>,
-    /// Source (sensor name) of the alerts.
-    #[arg(long, default_value = "relay-load")]
-    source: String,
+    /// Source (sensor name) of the alerts (default `relay-load`; syslog mode: the ID prefix,
+    /// which is the syslog HOSTNAME and CEF `dvchost`).
+    #[arg(long)]
+    source: Option<String>,
     /// Timeout of one attempt on one node, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     call_timeout_ms: u64,
@@ -92,6 +125,24 @@ struct Args {
     /// Write the final summary as JSON to stdout (progress lines go to stderr).
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Ingest {
+    Grpc,
+    Syslog,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TransportArg {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FramingArg {
+    OctetCounting,
+    Lf,
 }
 
 /// One submit call to make: new alerts, and how many of them to resubmit elsewhere once answered.
@@ -208,6 +259,7 @@ async fn work(
     client: Client,
     jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     tally: Arc<Mutex<LoadTally>>,
+    acked: Option<Arc<Mutex<std::io::BufWriter<std::fs::File>>>>,
 ) {
     loop {
         let job = jobs.lock().await.recv().await;
@@ -215,6 +267,10 @@ async fn work(
             return;
         };
         let again: Vec<Alert> = alerts[..resubmit].to_vec();
+        let ids: Vec<String> = match &acked {
+            Some(_) => alerts.iter().map(|a| a.alert_id.clone()).collect(),
+            None => Vec::new(),
+        };
         let n = alerts.len();
         let t = Instant::now();
         let first = client.submit_served(alerts).await;
@@ -222,6 +278,9 @@ async fn work(
         let served = match first {
             Ok(served) => {
                 lock(&tally).answered(&served, false, took);
+                if let Some(file) = &acked {
+                    write_acked(file, &ids, &served.value);
+                }
                 served
             }
             Err(e) => {
@@ -244,6 +303,21 @@ async fn work(
         match client.submit_elsewhere(again, served.addr).await {
             Ok(s) => lock(&tally).answered(&s, true, t.elapsed()),
             Err(e) => lock(&tally).failed(n, true, &e, t.elapsed()),
+        }
+    }
+}
+
+/// Appends the IDs of the acknowledged alerts (accepted, or duplicate: stored by an earlier
+/// attempt of the same call) to the `--acked` file.
+fn write_acked(
+    file: &Mutex<std::io::BufWriter<std::fs::File>>,
+    ids: &[String],
+    outcomes: &[Outcome],
+) {
+    let mut f = lock(file);
+    for (id, o) in ids.iter().zip(outcomes) {
+        if matches!(o, Outcome::Accepted { .. } | Outcome::Duplicate) {
+            let _ = writeln!(f, "{id}");
         }
     }
 }
@@ -284,10 +358,27 @@ fn emit(line: &str, to_stderr: bool) {
 
 async fn run(args: Args) -> Result<ExitCode> {
     check(&args)?;
+    if args.status {
+        return print_status(&args).await;
+    }
+    if args.ingest == Ingest::Syslog {
+        return run_syslog(args).await;
+    }
     let client = Client::new(client_config(&args)?)?;
     let duplicates = DuplicatePicker::new(args.dup_share).map_err(anyhow::Error::msg)?;
     let prefix = args.id_prefix.clone().unwrap_or_else(run_prefix);
-    let generator = AlertGenerator::new(prefix.clone(), args.source.clone(), args.size);
+    let source = args.source.clone().unwrap_or_else(|| "relay-load".into());
+    let generator = AlertGenerator::new(prefix.clone(), source, args.size);
+    let acked = match &args.acked {
+        Some(p) => Some(Arc::new(Mutex::new(std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("--acked: open {}", p.display()))?,
+        )))),
+        None => None,
+    };
     let rate = match args.rate.0 {
         Some(r) => format!("{r}/s"),
         None => "flat out".to_string(),
@@ -304,7 +395,14 @@ async fn run(args: Args) -> Result<ExitCode> {
     let (job_tx, job_rx) = mpsc::channel::<Job>(args.concurrency);
     let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
     let workers: Vec<_> = (0..args.concurrency)
-        .map(|_| tokio::spawn(work(client.clone(), job_rx.clone(), tally.clone())))
+        .map(|_| {
+            tokio::spawn(work(
+                client.clone(),
+                job_rx.clone(),
+                tally.clone(),
+                acked.clone(),
+            ))
+        })
         .collect();
     let start = Instant::now();
     let (done_tx, done_rx) = watch::channel(false);
@@ -319,6 +417,9 @@ async fn run(args: Args) -> Result<ExitCode> {
     let mut total = reporter.await.context("reporter")?;
     total.merge(&lock(&tally));
 
+    if let Some(file) = &acked {
+        lock(file).flush().context("--acked: write")?;
+    }
     let summary = total.summary(elapsed);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -326,6 +427,124 @@ async fn run(args: Args) -> Result<ExitCode> {
         println!("{}", summary.to_text());
     }
     Ok(if summary.error_alerts == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `--status`: one JSON line per endpoint entry with that node's view.
+async fn print_status(args: &Args) -> Result<ExitCode> {
+    let mut all_answered = true;
+    for entry in args
+        .endpoint
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let mut config = client_config(args)?;
+        config.endpoint = Endpoint::parse(entry)?;
+        config.retry.max_attempts = 1;
+        let line = match Client::new(config)?.status().await {
+            Ok(s) => serde_json::json!({
+                "endpoint": entry,
+                "node_id": s.node_id,
+                "leader_id": s.leader_id,
+                "term": s.term,
+                "last_applied": s.last_applied,
+                "delivered_up_to": s.delivered_up_to,
+                "outbox_records": s.outbox_records,
+            }),
+            Err(e) => {
+                all_answered = false;
+                serde_json::json!({ "endpoint": entry, "error": e.to_string() })
+            }
+        };
+        println!("{line}");
+    }
+    Ok(if all_answered {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `--ingest syslog`.
+async fn run_syslog(args: Args) -> Result<ExitCode> {
+    if args.nameserver.is_some() || args.ca_file.is_some() || args.token_file.is_some() {
+        bail!("--nameserver, --ca-file and --token-file apply to --ingest grpc only");
+    }
+    if args.acked.is_some() {
+        bail!("--acked applies to --ingest grpc only (syslog has no acknowledgement)");
+    }
+    let mut targets = Vec::new();
+    for entry in args
+        .endpoint
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let found: Vec<SocketAddr> = tokio::net::lookup_host(entry)
+            .await
+            .with_context(|| format!("--endpoint: `{entry}`: expected host:port"))?
+            .collect();
+        if found.is_empty() {
+            bail!("--endpoint: `{entry}` has no address");
+        }
+        targets.extend(found);
+    }
+    let source = args
+        .source
+        .clone()
+        .or(args.id_prefix.clone())
+        .unwrap_or_else(run_prefix);
+    let load = SyslogLoad {
+        targets,
+        transport: match args.transport {
+            TransportArg::Tcp => Transport::Tcp,
+            TransportArg::Udp => Transport::Udp,
+        },
+        framing: match args.framing {
+            FramingArg::OctetCounting => cef::Framing::OctetCounting,
+            FramingArg::Lf => cef::Framing::Lf,
+        },
+        rate: args.rate,
+        seconds: args.seconds,
+        count: args.count,
+        batch: args.batch,
+        connections: args.concurrency,
+        size: args.size,
+        dup_share: args.dup_share,
+        source,
+        first_id: args.first_id,
+    };
+    let rate = match args.rate.0 {
+        Some(r) => format!("{r}/s"),
+        None => "flat out".to_string(),
+    };
+    emit(
+        &format!(
+            "relay-load: syslog {:?} to {:?} rate {rate} batch {} connections {} size {} dup-share {} dvchost {} eventId from {}",
+            load.transport,
+            load.targets,
+            args.batch,
+            args.concurrency,
+            args.size,
+            args.dup_share,
+            load.source,
+            load.first_id
+        ),
+        args.json,
+    );
+    emit(&format!("relay-load: {NOT_ACKNOWLEDGED}"), args.json);
+    let json = args.json;
+    let summary = syslog_load::run(load, move |line| emit(line, json)).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("{}", summary.to_text());
+    }
+    Ok(if summary.given_up == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

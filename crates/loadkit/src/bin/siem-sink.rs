@@ -1,5 +1,7 @@
 //! `siem-sink`: a fast counting SIEM receiver. Prints one JSON line with its bound addresses,
 //! then a JSON stats line every `--every-ms`, until SIGTERM or SIGINT (then a final stats line).
+//! With `--connections`, also one JSON line per connection event (`{"connection": {"event":
+//! "opened" | "first_alert" | "closed", "conn": N, "at_ns": ...}}`, see `loadkit::sink::ConnEvent`).
 #![allow(clippy::print_stdout)]
 
 use std::io::Write;
@@ -37,6 +39,10 @@ struct Args {
     /// Append received event ids to this file (survives SIGKILL).
     #[arg(long)]
     record: Option<std::path::PathBuf>,
+    /// Print a JSON line when a TCP or TLS connection opens, reads its first alert and closes,
+    /// with wall-clock nanoseconds.
+    #[arg(long)]
+    connections: bool,
     /// Stats interval in milliseconds.
     #[arg(long, default_value_t = 1000)]
     every_ms: u64,
@@ -52,6 +58,7 @@ async fn main() -> Result<()> {
         (Some(_), _, _) => anyhow::bail!("--tls needs --cert and --key"),
         _ => None,
     };
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let sink = Sink::start(SinkConfig {
         tcp: args.tcp,
         udp: args.udp,
@@ -63,6 +70,7 @@ async fn main() -> Result<()> {
         } else {
             cef::Framing::OctetCounting
         },
+        events: args.connections.then_some(events_tx),
     })
     .await?;
     let mut out = std::io::stdout();
@@ -73,6 +81,11 @@ async fn main() -> Result<()> {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            Some(event) = events.recv() => {
+                writeln!(out, "{}", serde_json::json!({ "connection": event }))?;
+                out.flush()?;
+                continue;
+            }
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
