@@ -202,6 +202,7 @@ mod tests {
                 source: "sensor-1".into(),
                 alert_id: "18412".into(),
                 payload: payload.encode().unwrap(),
+                received_at_ms: 0,
             },
         }
     }
@@ -252,6 +253,7 @@ mod tests {
                 source: "fw-1".into(),
                 alert_id: "7".into(),
                 payload: p.encode().unwrap(),
+                received_at_ms: 0,
             },
         }
     }
