@@ -263,7 +263,7 @@ impl<'a> Leading<'a> {
             self.next_seq = entry.seq + 1;
             if !stream_enabled(&self.settings, entry.record.kind) {
                 metrics::counter!("relay_switched_off_total").increment(1);
-                self.tracker.record_sent(entry.seq);
+                self.tracker.record_sent(entry.seq, 0);
                 continue;
             }
             frames.clear();
@@ -278,6 +278,12 @@ impl<'a> Leading<'a> {
                     tracing::error!(error = %e, "record cannot be encoded; it is skipped");
                 }
             }
+            // Measured only when something is sent for it.
+            let received = if frames.is_empty() {
+                0
+            } else {
+                entry.record.received_at_ms
+            };
             for f in frames.drain(..) {
                 let seq = self.tracker.next_message();
                 self.buffer.push_back(Message {
@@ -285,7 +291,7 @@ impl<'a> Leading<'a> {
                     bytes: Bytes::from(f),
                 });
             }
-            self.tracker.record_sent(entry.seq);
+            self.tracker.record_sent(entry.seq, received);
         }
     }
 
@@ -302,9 +308,10 @@ impl<'a> Leading<'a> {
         let before = self.tracker.delivered();
         self.tracker.confirmed(engine_seq);
         let delivered = self.tracker.delivered() - before;
+        let now = now_ms().max(0) as u64;
+        crate::observe::record_confirmed(self.tracker.take_received(), now);
         if delivered > 0 {
             metrics::counter!("relay_delivered_total").increment(delivered);
-            let now = now_ms().max(0) as u64;
             publish(self.status, |s| {
                 s.delivered_total += delivered;
                 s.last_delivery_ms = now;
