@@ -115,9 +115,23 @@ pub async fn read_gauges(cluster: &ClusterClient) -> Option<RaftGauges> {
     })
 }
 
+/// Counters recorded where their events happen, registered at 0 when the node starts so the
+/// endpoint shows them before the first event (a missing counter reads as "not exported").
+const COUNTERS_FROM_ZERO: [&str; 6] = [
+    "cluster_records_accepted_total",
+    "cluster_records_duplicate_total",
+    "relay_delivered_total",
+    delivery::status::metric::RESENT,
+    delivery::status::metric::FAILOVERS,
+    delivery::status::metric::CONFIRMED,
+];
+
 /// Publishes the Raft and delivery gauges every second until `stop` turns true (or the Raft
-/// core stops).
+/// core stops), after registering [`COUNTERS_FROM_ZERO`].
 pub async fn publish_gauges(cluster: ClusterClient, mut stop: watch::Receiver<bool>) {
+    for name in COUNTERS_FROM_ZERO {
+        metrics::counter!(name).increment(0);
+    }
     let mut tick = tokio::time::interval(GAUGE_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -134,6 +134,14 @@ impl<'a> Leading<'a> {
     /// Delivers until leadership is lost or `shutdown` turns true.
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) {
         let mut metrics = self.cluster.raft().metrics();
+        // Revision 0 is the built-in default, not a SIEM anyone configured: deliver nothing
+        // (records wait in the outbox) until the initial settings are committed.
+        if self.revision == 0 {
+            tracing::info!("no SIEM settings written yet; delivery waits for them");
+            if !self.await_settings_change(&mut metrics, shutdown).await {
+                return;
+            }
+        }
         loop {
             let engine = match DeliveryEngine::start(delivery_config(
                 &self.settings,
