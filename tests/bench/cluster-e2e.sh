@@ -2,6 +2,7 @@
 # End-to-end figures of a local 3-node cluster: relay-load sends alerts to all three nodes (over
 # gRPC, or as CEF over syslog to their syslog listeners), the leader delivers them to siem-sink
 # over TCP; prints the load generator's summary, the rate at which the sink received every alert,
+# the leader's ingest-to-confirmed latency (its Prometheus histogram),
 # vmstat and the nodes' RSS and CPU time.
 #
 #   bash tests/bench/cluster-e2e.sh [--seconds 60] [--rate 0|N/s] [--size 1024] [--batch 500]
@@ -116,8 +117,8 @@ run_load() {
 # ---- the siem-relay cluster
 start_sink relay
 echo "0123456789abcdef-e2e-bench-secret" > "$work/secret"
-declare -A raft api syslog
-for id in 1 2 3; do raft[$id]=$(port); api[$id]=$(port); syslog[$id]=$(port); done
+declare -A raft api syslog prom
+for id in 1 2 3; do raft[$id]=$(port); api[$id]=$(port); syslog[$id]=$(port); prom[$id]=$(port); done
 members="{ id = 1, raft = \"127.0.0.1:${raft[1]}\" }, { id = 2, raft = \"127.0.0.1:${raft[2]}\" }, { id = 3, raft = \"127.0.0.1:${raft[3]}\" }"
 node_pids=()
 for id in 1 2 3; do
@@ -127,6 +128,7 @@ data_dir = "n$id"
 [listen]
 raft = "127.0.0.1:${raft[$id]}"
 ingest = "127.0.0.1:${api[$id]}"
+metrics = "127.0.0.1:${prom[$id]}"
 [cluster]
 initial_members = [$members]
 secret_file = "secret"
@@ -158,6 +160,27 @@ else
   run_load siem-relay "$endpoint"
 fi
 relay_per_s=$received_per_s
+# The leader is the node whose histogram counted records (warm-up alert included).
+for id in 1 2 3; do
+  curl -s "http://127.0.0.1:${prom[$id]}/metrics" | python3 -c '
+import sys
+name = "relay_ingest_to_confirmed_seconds"
+buckets, count = [], 0.0
+for line in sys.stdin:
+    if line.startswith(name + "_bucket{le=\""):
+        le = line.split("\"")[1]
+        buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    elif line.startswith(name + "_count "):
+        count = float(line.split()[-1])
+if count > 0:
+    buckets.sort()
+    def q(p):
+        for le, n in buckets:
+            if n >= p * count:
+                return "<= %g ms" % (le * 1000)
+    print("node %s: ingest-to-confirmed (histogram, %d records): p50 %s, p90 %s, p99 %s" % (sys.argv[1], count, q(0.5), q(0.9), q(0.99)))
+' "$id"
+done
 hz=$(getconf CLK_TCK)
 for p in "${node_pids[@]}"; do
   rss=$(awk '/VmRSS/{print $2}' "/proc/$p/status")

@@ -126,6 +126,7 @@ fn alert(id: String) -> Record {
         source: "sensor".into(),
         alert_id: id,
         payload: vec![b'x'; 1000].into(),
+        received_at_ms: 0,
     }
 }
 

@@ -178,6 +178,7 @@ fn alert(id: &str) -> Record {
         source: "sensor".into(),
         alert_id: id.into(),
         payload: vec![b'a'; 500].into(),
+        received_at_ms: 0,
     }
 }
 

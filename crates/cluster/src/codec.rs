@@ -1,17 +1,66 @@
 //! The byte encoding of everything the cluster stores or sends: log entries, votes, snapshots,
 //! Raft RPC payloads and forwarded client requests.
 //!
-//! Format version 1 is postcard (a compact, non-self-describing serde format; record payloads are
+//! Every format is postcard (a compact, non-self-describing serde format; record payloads are
 //! written as raw byte strings) behind a one-byte version tag. A reader refuses a tag it does not
-//! know instead of misreading the bytes; a later format gets the next tag and a decoder beside
-//! this one. Raft *errors* on the wire use JSON (rare, and their types use serde features a
-//! non-self-describing format cannot carry).
+//! know instead of misreading the bytes. Raft *errors* on the wire use JSON (rare, and their
+//! types use serde features a non-self-describing format cannot carry).
+//!
+//! | version | change |
+//! |---|---|
+//! | 1 | the first format |
+//! | 2 | `SiemSettings` gains `alert_facility` and `activity_facility`; `Record` gains `received_at_ms` |
+//!
+//! This build writes version 2 and reads 1 and 2, so log entries and snapshots written by the
+//! previous build still load. The decoder of version 1 is the same types read with the fields
+//! added since left out: while [`decode`] reads version-1 bytes, a field marked with
+//! [`added_in`] reads nothing and takes its default. (The Raft service still refuses a peer of
+//! another version: the nodes of one cluster run one format.)
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::cell::Cell;
 
 /// The codec version written by this build.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
+/// The oldest codec version this build reads.
+pub const OLDEST_READABLE_VERSION: u8 = 1;
+
+thread_local! {
+    /// The version [`decode`] is reading on this thread (the current one outside a decode).
+    static DECODING: Cell<u8> = const { Cell::new(FORMAT_VERSION) };
+}
+
+/// Sets the version being decoded on this thread, and puts the previous one back on drop (also
+/// when a decode panics).
+struct Decoding(u8);
+
+impl Decoding {
+    fn begin(version: u8) -> Self {
+        Self(DECODING.with(|d| d.replace(version)))
+    }
+}
+
+impl Drop for Decoding {
+    fn drop(&mut self) {
+        DECODING.with(|d| d.set(self.0));
+    }
+}
+
+/// For `#[serde(deserialize_with)]` on a field added in format `since`: while older bytes are
+/// decoded the field is not in them, so nothing is read and `default()` is the value; otherwise
+/// the field is read as usual. Fields added later must come after every older field.
+pub fn added_in<'de, D, T>(since: u8, d: D, default: impl FnOnce() -> T) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    if DECODING.with(Cell::get) < since {
+        Ok(default())
+    } else {
+        T::deserialize(d)
+    }
+}
 
 /// Encoding or decoding failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +90,7 @@ pub enum CodecError {
     },
 }
 
-/// Encodes `value` as format version 1.
+/// Encodes `value` in the current format ([`FORMAT_VERSION`]).
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     encode_after(&[], value)
 }
@@ -64,11 +113,14 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Resul
     Ok(())
 }
 
-/// Decodes bytes written by [`encode`].
+/// Decodes bytes written by [`encode`] of this build or of one writing an older readable format.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
-        Some((&FORMAT_VERSION, rest)) => Ok(postcard::from_bytes(rest)?),
+        Some((&version, rest)) if (OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) => {
+            let _decoding = Decoding::begin(version);
+            Ok(postcard::from_bytes(rest)?)
+        }
         Some((&version, _)) => Err(CodecError::UnknownVersion { version }),
     }
 }
@@ -116,5 +168,34 @@ mod tests {
         let r: Result<u32, String> = Err("boom".into());
         let back: Result<u32, String> = decode_result(&encode_result(&r).unwrap()).unwrap();
         assert_eq!(back, r);
+    }
+
+    /// A struct that gained a field in format 2, in the middle of a larger value.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Grown {
+        a: u32,
+        #[serde(deserialize_with = "b_since_2")]
+        b: u32,
+    }
+
+    fn b_since_2<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        added_in(2, d, || 77)
+    }
+
+    #[test]
+    fn a_field_added_in_format_2_takes_its_default_in_version_1_bytes() {
+        let value = (Grown { a: 5, b: 6 }, 9u8);
+        let current = encode(&value).unwrap();
+        assert_eq!(current, [FORMAT_VERSION, 5, 6, 9]);
+        assert_eq!(decode::<(Grown, u8)>(&current).unwrap(), value);
+        // Version 1 had only `a`: the byte after it is the next value, not `b`.
+        let old = [1u8, 5, 9];
+        assert_eq!(
+            decode::<(Grown, u8)>(&old).unwrap(),
+            (Grown { a: 5, b: 77 }, 9)
+        );
+        // The version is the current one again after a decode (also a failed one).
+        assert!(decode::<(Grown, u64)>(&[1u8, 5]).is_err());
+        assert_eq!(DECODING.with(Cell::get), FORMAT_VERSION);
     }
 }

@@ -39,6 +39,28 @@ pub struct SiemSettings {
     pub tls_enabled: bool,
     /// Maximum size of one syslog message in bytes (default 32768).
     pub max_message_bytes: u32,
+    /// Syslog facility of alerts and heartbeats: a code of `local0`..`local7` (16..=23), default
+    /// local1 (17). Added in codec format 2; settings of format 1 read the default.
+    #[serde(deserialize_with = "format2::alert_facility")]
+    pub alert_facility: u8,
+    /// Syslog facility of activity-log records: a code of `local0`..`local7` (16..=23), not the
+    /// alerts' one; default local2 (18). Added in codec format 2; settings of format 1 read the
+    /// default.
+    #[serde(deserialize_with = "format2::activity_facility")]
+    pub activity_facility: u8,
+}
+
+/// The fields added in codec format 2, and what format-1 bytes read for them.
+mod format2 {
+    use serde::Deserializer;
+
+    pub(super) fn alert_facility<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+        crate::codec::added_in(2, d, || super::DEFAULT_ALERT_FACILITY)
+    }
+
+    pub(super) fn activity_facility<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+        crate::codec::added_in(2, d, || super::DEFAULT_ACTIVITY_FACILITY)
+    }
 }
 
 /// Why a settings value was refused: the field and the reason.
@@ -60,6 +82,31 @@ pub const MAX_MESSAGE_BYTES: u32 = 1024 * 1024;
 pub const MAX_UDP_MESSAGE_BYTES: u32 = 65_507;
 /// Longest accepted heartbeat interval (one day).
 pub const MAX_HEARTBEAT_MS: u64 = 24 * 3600 * 1000;
+/// Syslog facility code of `local0`, the first facility a setting may name. The codes below it
+/// (kern, mail, daemon, auth, cron, ...) belong to the system's own programs.
+pub const LOCAL0: u8 = 16;
+/// Syslog facility code of `local7`, the last one a setting may name.
+pub const LOCAL7: u8 = 23;
+/// Default facility of alerts and heartbeats: local1.
+pub const DEFAULT_ALERT_FACILITY: u8 = 17;
+/// Default facility of activity-log records: local2.
+pub const DEFAULT_ACTIVITY_FACILITY: u8 = 18;
+
+/// The code of a facility named `local0`..`local7` (16..=23), or `None`.
+pub fn local_facility_code(name: &str) -> Option<u8> {
+    let n = name.strip_prefix("local")?;
+    match n.as_bytes() {
+        [d @ b'0'..=b'7'] => Some(LOCAL0 + (d - b'0')),
+        _ => None,
+    }
+}
+
+/// The name (`local0`..`local7`) of a facility code in 16..=23, or `None`.
+pub fn local_facility_name(code: u8) -> Option<String> {
+    (LOCAL0..=LOCAL7)
+        .contains(&code)
+        .then(|| format!("local{}", code - LOCAL0))
+}
 
 impl Default for SiemSettings {
     fn default() -> Self {
@@ -74,6 +121,8 @@ impl Default for SiemSettings {
             tls_certificate_pem: None,
             tls_enabled: false,
             max_message_bytes: 32_768,
+            alert_facility: DEFAULT_ALERT_FACILITY,
+            activity_facility: DEFAULT_ACTIVITY_FACILITY,
         }
     }
 }
@@ -174,6 +223,28 @@ impl SiemSettings {
             if self.protocol == SiemProtocol::Udp {
                 return Err(violation("tls_enabled", "TLS is not available over UDP"));
             }
+        }
+        for (field, code) in [
+            ("alert_facility", self.alert_facility),
+            ("activity_facility", self.activity_facility),
+        ] {
+            if !(LOCAL0..=LOCAL7).contains(&code) {
+                return Err(violation(
+                    field,
+                    format!(
+                        "{code} is not local0..local7 ({LOCAL0}..={LOCAL7}); lower codes belong to system programs"
+                    ),
+                ));
+            }
+        }
+        if self.alert_facility == self.activity_facility {
+            return Err(violation(
+                "activity_facility",
+                format!(
+                    "must differ from alert_facility (both {}): each stream has its own facility",
+                    local_facility_name(self.alert_facility).unwrap_or_default()
+                ),
+            ));
         }
         Ok(())
     }
@@ -289,6 +360,54 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(field_of(&s), "max_message_bytes");
+    }
+
+    #[test]
+    fn facilities_are_local0_to_local7_and_differ() {
+        let d = SiemSettings::default();
+        assert_eq!((d.alert_facility, d.activity_facility), (17, 18));
+        for (field, bad) in [
+            ("alert_facility", 15u8),
+            ("alert_facility", 24),
+            ("alert_facility", 3),
+            ("activity_facility", 0),
+            ("activity_facility", 255),
+        ] {
+            let mut s = SiemSettings::default();
+            match field {
+                "alert_facility" => s.alert_facility = bad,
+                _ => s.activity_facility = bad,
+            }
+            let v = s.validate().unwrap_err();
+            assert_eq!(v.field, field, "{bad}");
+            assert!(v.reason.contains("local0..local7"), "{v}");
+        }
+        let same = SiemSettings {
+            alert_facility: 20,
+            activity_facility: 20,
+            ..Default::default()
+        };
+        let v = same.validate().unwrap_err();
+        assert_eq!(v.field, "activity_facility");
+        assert!(v.reason.contains("local4"), "{v}");
+        let ends = SiemSettings {
+            alert_facility: LOCAL7,
+            activity_facility: LOCAL0,
+            ..Default::default()
+        };
+        ends.validate().unwrap();
+    }
+
+    #[test]
+    fn facility_names_and_codes() {
+        assert_eq!(local_facility_code("local0"), Some(16));
+        assert_eq!(local_facility_code("local7"), Some(23));
+        for bad in ["local8", "local", "local10", "daemon", "LOCAL1", ""] {
+            assert_eq!(local_facility_code(bad), None, "{bad}");
+        }
+        assert_eq!(local_facility_name(17).as_deref(), Some("local1"));
+        assert_eq!(local_facility_name(15), None);
+        assert_eq!(local_facility_name(24), None);
     }
 
     #[test]

@@ -62,6 +62,8 @@ fn settings() -> SiemSettings {
         tls_certificate_pem: Some(String::from("PEM")),
         tls_enabled: false,
         max_message_bytes: 8_192_u32,
+        alert_facility: 21_u8,
+        activity_facility: 19_u8,
     }
 }
 
@@ -71,6 +73,7 @@ fn record(kind: RecordKind, source: &str, alert_id: &str, payload: &[u8]) -> Rec
         source: String::from(source),
         alert_id: String::from(alert_id),
         payload: bytes::Bytes::copy_from_slice(payload),
+        received_at_ms: 1_699_999_999_123_u64,
     }
 }
 
@@ -119,46 +122,46 @@ fn commands() -> Vec<Command> {
 /// The golden of `Request { stamped_at_ms: 1_700_000_000_000, command }`, per command kind.
 fn request_golden(command: &Command) -> &'static str {
     match command {
-        // version 01, stamped_at_ms, the variant, its fields
+        // version 02, stamped_at_ms, the variant, its fields
         Command::Submit { .. } => {
-            "01 80d095ffbc31 00
-             02 00 03696473 03612d31 03434546
-                01 046e6f6465 00 0178"
+            "02 80d095ffbc31 00
+             02 00 03696473 03612d31 03434546 93c995ffbc31
+                01 046e6f6465 00 0178 93c995ffbc31"
         }
         Command::UpdateSettings { .. } => {
-            "01 80d095ffbc31 01
+            "02 80d095ffbc31 01
              0103
              00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
-             01 03 50454d 00 8040"
+             01 03 50454d 00 8040 15 13"
         }
-        Command::Delivered { .. } => "01 80d095ffbc31 02 2a",
-        Command::SetLimits { .. } => "01 80d095ffbc31 03 80dddb01 8827 bc05 90bf05",
+        Command::Delivered { .. } => "02 80d095ffbc31 02 2a",
+        Command::SetLimits { .. } => "02 80d095ffbc31 03 80dddb01 8827 bc05 90bf05",
         Command::PutUser { .. } => {
-            "01 80d095ffbc31 04 03616e6e
+            "02 80d095ffbc31 04 03616e6e
              01 a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5"
         }
-        Command::RemoveUser { .. } => "01 80d095ffbc31 05 03626f62",
-        Command::RetireNode { .. } => "01 80d095ffbc31 06 09",
+        Command::RemoveUser { .. } => "02 80d095ffbc31 05 03626f62",
+        Command::RetireNode { .. } => "02 80d095ffbc31 06 09",
     }
 }
 
 #[test]
 fn the_codec_envelope_is_a_version_byte_then_postcard() {
-    assert_eq!(FORMAT_VERSION, 1_u8);
+    assert_eq!(FORMAT_VERSION, 2_u8);
     let value = (7_u8, 300_u16, String::from("ab"), vec![0xff_u8, 0x00]);
     assert_golden(
         "a codec envelope",
         &codec::encode(&value).unwrap(),
-        "01 07 ac02 02 6162 02 ff00",
+        "02 07 ac02 02 6162 02 ff00",
     );
     let mut appended = vec![0xee_u8];
     codec::encode_into(&value, &mut appended).unwrap();
-    assert_golden("encode_into", &appended, "ee 01 07 ac02 02 6162 02 ff00");
+    assert_golden("encode_into", &appended, "ee 02 07 ac02 02 6162 02 ff00");
     let ok: Result<u32, String> = Ok(5_u32);
     assert_golden(
         "an Ok result",
         &codec::encode_result(&ok).unwrap(),
-        "00 01 05",
+        "00 02 05",
     );
     let err: Result<u32, String> = Err(String::from("no"));
     // An error is JSON after the 1, not the versioned envelope.
@@ -210,7 +213,7 @@ fn raft_log_entries_of_each_payload_kind() {
     assert_golden(
         "a blank entry",
         &codec::encode(&blank).unwrap(),
-        "01 02 01 05 00",
+        "02 02 01 05 00",
     );
     let normal = Entry {
         log_id: log_id(2, 1, 6),
@@ -222,7 +225,7 @@ fn raft_log_entries_of_each_payload_kind() {
     assert_golden(
         "a normal entry",
         &codec::encode(&normal).unwrap(),
-        "01 02 01 06 01 80d095ffbc31 02 2a",
+        "02 02 01 06 01 80d095ffbc31 02 2a",
     );
     let config = Entry {
         log_id: log_id(2, 1, 7),
@@ -231,7 +234,7 @@ fn raft_log_entries_of_each_payload_kind() {
     assert_golden(
         "a membership entry",
         &codec::encode(&config).unwrap(),
-        "01 02 01 07 02
+        "02 02 01 07 02
          01 02 01 02
          02 01 0d 31302e302e302e313a37303031 02 0d 31302e302e302e323a37303031",
     );
@@ -242,8 +245,8 @@ fn siem_settings() {
     assert_golden(
         "SiemSettings",
         &codec::encode(&settings()).unwrap(),
-        "01 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
-         01 03 50454d 00 8040",
+        "02 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
+         01 03 50454d 00 8040 15 13",
     );
 }
 
@@ -254,16 +257,16 @@ fn vote_and_log_ids() {
     assert_golden(
         "a committed vote",
         &codec::encode(&vote).unwrap(),
-        "01 04 02 01",
+        "02 04 02 01",
     );
     let hint: Option<LogId> = Some(log_id(3, 2, 99));
     assert_golden(
         "a committed hint",
         &codec::encode(&hint).unwrap(),
-        "01 01 03 02 63",
+        "02 01 03 02 63",
     );
     let none: Option<LogId> = None;
-    assert_golden("no log ID", &codec::encode(&none).unwrap(), "01 00");
+    assert_golden("no log ID", &codec::encode(&none).unwrap(), "02 00");
 }
 
 /// A state image with something in every part.
@@ -300,12 +303,12 @@ fn snapshot_state_image() {
         &codec::encode(&state_image()).unwrap(),
         // version, settings; revision; limits; dedup slots (one 24-byte slot); outbox (limits,
         // entries, next sequence number, cursor, bytes); users; retired nodes; clock
-        "01 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
-         01 03 50454d 00 8040
+        "02 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
+         01 03 50454d 00 8040 15 13
          0c
          80dddb01 8827 bc05 90bf05
          18 ed6f29bde1fcb148 1c2a5a03d525f418 e803000000000000
-         bc05 90bf05 01 02 d00f 01 046e6f6465 00 027879 03 01 26
+         bc05 90bf05 01 02 d00f 01 046e6f6465 00 027879 93c995ffbc31 03 01 26
          01 03616e6e 00 3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c
          02 04 08
          c413",
@@ -322,7 +325,7 @@ fn snapshot_meta() {
     assert_golden(
         "SnapshotMeta",
         &codec::encode(&meta).unwrap(),
-        "01 01 02 01 07
+        "02 01 02 01 07
          01 02 01 03
          01 02 01 02
          02 01 0d 31302e302e302e313a37303031 02 0d 31302e302e302e323a37303031
@@ -345,7 +348,7 @@ fn raft_rpc_payloads() {
     assert_golden(
         "AppendEntriesRequest",
         &codec::encode(&append).unwrap(),
-        "01 04 02 00 01 03 02 0a 01 04 02 0b 00 01 03 02 09",
+        "02 04 02 00 01 03 02 0a 01 04 02 0b 00 01 03 02 09",
     );
     let vote_req = VoteRequest {
         vote,
@@ -354,7 +357,7 @@ fn raft_rpc_payloads() {
     assert_golden(
         "VoteRequest",
         &codec::encode(&vote_req).unwrap(),
-        "01 04 02 00 01 03 01 08",
+        "02 04 02 00 01 03 01 08",
     );
     let install = InstallSnapshotRequest::<TypeConfig> {
         vote,
@@ -370,18 +373,18 @@ fn raft_rpc_payloads() {
     assert_golden(
         "InstallSnapshotRequest",
         &codec::encode(&install).unwrap(),
-        "01 04 02 00 01 03 02 0a 00 00 00 01 73 808004 02 abcd 01",
+        "02 04 02 00 01 03 02 0a 00 00 00 01 73 808004 02 abcd 01",
     );
     let replies: [(&str, Vec<u8>, &str); 4] = [
         (
             "AppendEntriesResponse::Conflict",
             reply(&AppendEntriesResponse::<u64>::Conflict),
-            "00 01 02",
+            "00 02 02",
         ),
         (
             "AppendEntriesResponse::HigherVote",
             reply(&AppendEntriesResponse::<u64>::HigherVote(vote)),
-            "00 01 03 04 02 00",
+            "00 02 03 04 02 00",
         ),
         (
             "VoteResponse",
@@ -390,12 +393,12 @@ fn raft_rpc_payloads() {
                 vote_granted: true,
                 last_log_id: Some(log_id(3, 1, 8)),
             }),
-            "00 01 04 02 00 01 01 03 01 08",
+            "00 02 04 02 00 01 01 03 01 08",
         ),
         (
             "InstallSnapshotResponse",
             reply(&InstallSnapshotResponse { vote }),
-            "00 01 04 02 00",
+            "00 02 04 02 00",
         ),
     ];
     for (what, actual, golden) in replies {
@@ -453,12 +456,12 @@ mod files {
             "a log segment",
             &std::fs::read(segment).unwrap(),
             // kind, length, index, CRC; then the payload
-            "01 0d000000 0100000000000000 45c97495
-             01 01 01 01 01 80d095ffbc31 02 05
-             02 05000000 0000000000000000 776d637c
-             01 01 01 01 01
-             01 0d000000 0200000000000000 1fa1549c
-             01 01 01 02 01 80d095ffbc31 02 06",
+            "01 0d000000 0100000000000000 8ba5be28
+             02 01 01 01 01 80d095ffbc31 02 05
+             02 05000000 0000000000000000 a717c33b
+             02 01 01 01 01
+             01 0d000000 0200000000000000 d1cd9e21
+             02 01 01 02 01 80d095ffbc31 02 06",
         );
     }
 
@@ -496,21 +499,21 @@ mod files {
             // meta length; meta (version, last log ID, membership, snapshot ID); image (version,
             // settings, revision, limits, dedup slots, outbox, users, retired nodes, clock); CRC
             "36000000
-             01 01 01 01 02
+             02 01 01 01 02
              01 01 01 01 01 02 01 02 02 01
              0d 31302e302e302e313a37303031 02 0d 31302e302e302e323a37303031
              09 54312d4e312d322d30
-             01 01 01 09 3132372e302e302e31 8204 00 0a 7369656d2d72656c6179 e0d403 00 00 808002
+             02 01 01 09 3132372e302e302e31 8204 00 0a 7369656d2d72656c6179 e0d403 00 00 808002 11 12
              00
              80b89929 c0843d c0843d 80808080 02
              18 ed6f29bde1fcb148 1c2a5a03d525f418 0068e5cf8b010000
              c0843d 80808080 02 01
-             01 80d095ffbc31 00 03696473 03612d31 03434546
+             01 80d095ffbc31 00 03696473 03612d31 03434546 93c995ffbc31
              02 00 29
              00
              00
              80d095ffbc31
-             b644704c",
+             963446a5",
         );
     }
 
@@ -532,9 +535,9 @@ mod files {
             .open_table(redb::TableDefinition::<&str, &[u8]>::new("raft_meta"))
             .unwrap();
         let vote = table.get("vote").unwrap().unwrap();
-        assert_golden("the saved vote", vote.value(), "01 05 03 00");
+        assert_golden("the saved vote", vote.value(), "02 05 03 00");
         let purged = table.get("last_purged").unwrap().unwrap();
-        assert_golden("the saved purge point", purged.value(), "01 01 01 01 01");
+        assert_golden("the saved purge point", purged.value(), "02 01 01 01 01");
     }
 }
 
@@ -550,8 +553,8 @@ fn forwarded_requests_and_replies() {
     ];
     for r in &requests {
         let golden = match r {
-            ForwardRequest::Write(_) => "01 00 02 07",
-            ForwardRequest::ReadSettings => "01 01",
+            ForwardRequest::Write(_) => "02 00 02 07",
+            ForwardRequest::ReadSettings => "02 01",
         };
         assert_golden("forward request", &codec::encode(r).unwrap(), golden);
     }
@@ -573,9 +576,9 @@ fn forwarded_requests_and_replies() {
     ];
     for r in &replies {
         let golden = match r {
-            Ok(ForwardReply::Written(_)) => "0001000102000901",
+            Ok(ForwardReply::Written(_)) => "0002000102000901",
             Ok(ForwardReply::Settings(..)) => {
-                "0001010001107369656d2e6578616d706c652e6e6574f232010772656c61792d37c8df02010350454d00804003"
+                "0002010001107369656d2e6578616d706c652e6e6574f232010772656c61792d37c8df02010350454d008040151303"
             }
             Err(ForwardError::NotLeader { .. }) => {
                 "017b224e6f744c6561646572223a7b226c65616465725f6964223a322c226c65616465725f61646472223a226e323a37313030227d7d"
@@ -585,5 +588,146 @@ fn forwarded_requests_and_replies() {
             }
         };
         assert_golden("forward reply", &codec::encode_result(r).unwrap(), golden);
+    }
+}
+
+/// Bytes written by the previous build (codec format 1, before the facilities and the received
+/// time), kept as they were: this build must still read them, so a node upgraded over an old
+/// data folder loads its log and snapshot. Fields added since read their defaults: facilities
+/// local1 and local2, received time 0.
+mod format_1 {
+    use super::*;
+    use cluster::settings::{DEFAULT_ACTIVITY_FACILITY, DEFAULT_ALERT_FACILITY};
+
+    const SETTINGS: &str = "01 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37
+         c8df02 01 03 50454d 00 8040";
+    const SUBMIT: &str = "01 80d095ffbc31 00
+         02 00 03696473 03612d31 03434546
+            01 046e6f6465 00 0178";
+    const UPDATE_SETTINGS: &str = "01 80d095ffbc31 01
+         0103
+         00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
+         01 03 50454d 00 8040";
+    const STATE_IMAGE: &str = "01 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07
+         72656c61792d37 c8df02 01 03 50454d 00 8040
+         0c
+         80dddb01 8827 bc05 90bf05
+         18 ed6f29bde1fcb148 1c2a5a03d525f418 e803000000000000
+         bc05 90bf05 01 02 d00f 01 046e6f6465 00 027879 03 01 26
+         01 03616e6e 00 3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c
+         02 04 08
+         c413";
+    /// The snapshot file of `the_snapshot_file_is_meta_length_meta_image_crc`, format 1.
+    const SNAPSHOT_FILE: &str = "36000000
+         01 01 01 01 02
+         01 01 01 01 01 02 01 02 02 01
+         0d 31302e302e302e313a37303031 02 0d 31302e302e302e323a37303031
+         09 54312d4e312d322d30
+         01 01 01 09 3132372e302e302e31 8204 00 0a 7369656d2d72656c6179 e0d403 00 00 808002
+         00
+         80b89929 c0843d c0843d 80808080 02
+         18 ed6f29bde1fcb148 1c2a5a03d525f418 0068e5cf8b010000
+         c0843d 80808080 02 01
+         01 80d095ffbc31 00 03696473 03612d31 03434546
+         02 00 29
+         00
+         00
+         80d095ffbc31
+         b644704c";
+
+    fn bytes(golden: &str) -> Vec<u8> {
+        let digits: String = golden.split_whitespace().collect();
+        (0..digits.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn old_settings() -> SiemSettings {
+        SiemSettings {
+            alert_facility: DEFAULT_ALERT_FACILITY,
+            activity_facility: DEFAULT_ACTIVITY_FACILITY,
+            ..settings()
+        }
+    }
+
+    fn old_record(r: Record) -> Record {
+        Record {
+            received_at_ms: 0_u64,
+            ..r
+        }
+    }
+
+    #[test]
+    fn settings_and_log_entries_of_format_1_still_decode() {
+        assert_eq!(
+            codec::decode::<SiemSettings>(&bytes(SETTINGS)).unwrap(),
+            old_settings()
+        );
+        let Command::Submit { records } = commands().remove(0) else {
+            panic!("the first command is a Submit")
+        };
+        let submit: Request = codec::decode(&bytes(SUBMIT)).unwrap();
+        assert_eq!(
+            submit.command,
+            Command::Submit {
+                records: records.into_iter().map(old_record).collect()
+            }
+        );
+        let update: Request = codec::decode(&bytes(UPDATE_SETTINGS)).unwrap();
+        assert_eq!(
+            update.command,
+            Command::UpdateSettings {
+                expected_revision: Some(3_u64),
+                settings: old_settings(),
+            }
+        );
+    }
+
+    #[test]
+    fn a_state_image_of_format_1_still_decodes() {
+        let image: StateImage = codec::decode(&bytes(STATE_IMAGE)).unwrap();
+        let mut expected = state_image();
+        expected.settings = old_settings();
+        let mut outbox = Outbox::new(limits().outbox);
+        outbox.push(
+            old_record(record(RecordKind::Alert, "ids", "a-1", b"CEF")),
+            1_000_u64,
+        );
+        outbox.push(
+            old_record(record(RecordKind::Activity, "node", "", b"xy")),
+            2_000_u64,
+        );
+        outbox.mark_delivered(1_u64);
+        expected.outbox = outbox;
+        // `StateImage` has no `PartialEq`: compare what this build writes for both.
+        assert_eq!(
+            hex(&codec::encode(&image).unwrap()),
+            hex(&codec::encode(&expected).unwrap())
+        );
+    }
+
+    /// A data folder whose snapshot was written by the previous build opens, with the old
+    /// settings and outbox.
+    #[test]
+    fn a_snapshot_file_of_format_1_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("snapshot"), bytes(SNAPSHOT_FILE)).unwrap();
+        let (_log, sm) = cluster::store::open(dir.path()).unwrap();
+        let shared = sm.shared();
+        let view = shared.read();
+        let (s, _) = view.state.settings();
+        assert_eq!(
+            (s.alert_facility, s.activity_facility),
+            (DEFAULT_ALERT_FACILITY, DEFAULT_ACTIVITY_FACILITY)
+        );
+        assert_eq!(s, &SiemSettings::default());
+        let entries = view.state.outbox().read_from(1, 10);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            entries[0].record,
+            old_record(record(RecordKind::Alert, "ids", "a-1", b"CEF"))
+        );
+        assert_eq!(view.last_applied.map(|l| l.index), Some(2_u64));
     }
 }

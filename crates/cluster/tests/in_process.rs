@@ -156,6 +156,7 @@ fn alert(source: &str, id: &str) -> Record {
         source: source.into(),
         alert_id: id.into(),
         payload: vec![b'a'; 1000].into(),
+        received_at_ms: 0,
     }
 }
 

@@ -47,6 +47,7 @@ fn log_vote_and_snapshot_survive_reopen() {
                         source: "s".into(),
                         alert_id: "a-1".into(),
                         payload: b"hello".to_vec().into(),
+                        received_at_ms: 0,
                     }],
                 },
             };

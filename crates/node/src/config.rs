@@ -23,6 +23,8 @@
 //! port = 514
 //! protocol = "tcp"
 //! host_id = "kata-central"
+//! alert_facility = "local1"       # alerts and heartbeats; local0..local7
+//! activity_facility = "local2"    # activity-log records; local0..local7, not the alerts' one
 //! nameservers = ["10.0.0.53:53"]   # DNS for the SIEM name; default: the system's
 //!
 //! [syslog]                      # the CEF syslog listener; off without this table
@@ -128,6 +130,8 @@ struct FileSiem {
     alerts: bool,
     activity_log: bool,
     max_message_bytes: u32,
+    alert_facility: String,
+    activity_facility: String,
     nameservers: Vec<SocketAddr>,
 }
 
@@ -143,6 +147,8 @@ impl Default for FileSiem {
             alerts: s.alerts,
             activity_log: s.activity_log,
             max_message_bytes: s.max_message_bytes,
+            alert_facility: facility_name(s.alert_facility),
+            activity_facility: facility_name(s.activity_facility),
             nameservers: Vec::new(),
         }
     }
@@ -414,6 +420,22 @@ fn members(list: &[FileMember]) -> Result<BTreeMap<u64, String>, String> {
     Ok(out)
 }
 
+fn facility_name(code: u8) -> String {
+    cluster::settings::local_facility_name(code).unwrap_or_default()
+}
+
+/// The code of the facility named in `siem.<field>`.
+fn facility_code(field: &str, name: &str) -> Result<u8, (String, String)> {
+    cluster::settings::local_facility_code(name).ok_or_else(|| {
+        (
+            format!("siem.{field}"),
+            format!(
+                "`{name}` is not one of local0..local7 (the facilities no system program uses)"
+            ),
+        )
+    })
+}
+
 fn siem_settings(s: &FileSiem) -> Result<SiemSettings, (String, String)> {
     let protocol = match s.protocol.to_ascii_lowercase().as_str() {
         "tcp" => SiemProtocol::Tcp,
@@ -436,6 +458,8 @@ fn siem_settings(s: &FileSiem) -> Result<SiemSettings, (String, String)> {
         tls_certificate_pem: None,
         tls_enabled: false,
         max_message_bytes: s.max_message_bytes,
+        alert_facility: facility_code("alert_facility", &s.alert_facility)?,
+        activity_facility: facility_code("activity_facility", &s.activity_facility)?,
     };
     settings.validate().map_err(|v| {
         // The replicated setting is `heartbeat`; this file spells it with its unit.
@@ -490,6 +514,26 @@ host_id = "relay-a"
         assert_eq!(c.initial_siem.host, "siem.test");
         assert_eq!(c.initial_siem.port, 6514);
         assert_eq!(c.initial_siem.protocol, SiemProtocol::Tcp);
+        assert_eq!(
+            (
+                c.initial_siem.alert_facility,
+                c.initial_siem.activity_facility
+            ),
+            (17, 18),
+            "local1 and local2 by default"
+        );
+        let set = parse(&GOOD.replace(
+            "port = 6514",
+            "port = 6514\nalert_facility = \"local5\"\nactivity_facility = \"local0\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                set.initial_siem.alert_facility,
+                set.initial_siem.activity_facility
+            ),
+            (21, 16)
+        );
     }
 
     #[test]
@@ -505,6 +549,18 @@ host_id = "relay-a"
                 "siem.protocol",
             ),
             (GOOD.replace("port = 6514", "prot = 1"), "siem.prot"),
+            (
+                GOOD.replace("port = 6514", "port = 6514\nalert_facility = \"daemon\""),
+                "siem.alert_facility",
+            ),
+            (
+                GOOD.replace("port = 6514", "port = 6514\nactivity_facility = \"local8\""),
+                "siem.activity_facility",
+            ),
+            (
+                GOOD.replace("port = 6514", "port = 6514\nactivity_facility = \"local1\""),
+                "siem.activity_facility",
+            ),
             (
                 GOOD.replace("node_id = 2", "node_id = 9"),
                 "cluster.initial_members",

@@ -2,8 +2,10 @@
 //! pure half of delivery (no IO, no clock: the time is an argument).
 //!
 //! - the syslog HOSTNAME and the CEF `dvchost` are the settings' `host_id`;
-//! - alerts go on their own facility (local1) and heartbeats with them; activity-log records on
-//!   another (local2): neither is one a system daemon uses;
+//! - alerts go on their own facility and heartbeats with them; activity-log records on another:
+//!   the settings' `alert_facility` and `activity_facility` (local0..local7, default local1 and
+//!   local2, never equal), so neither is one a system daemon uses; a settings change applies to
+//!   the next message encoded;
 //! - the syslog severity follows the importance: High -> warning, Medium -> notice,
 //!   Low -> informational; a heartbeat is informational (its CEF importance is `0`);
 //! - messages are unframed: the delivery engine frames them for the transport (cef owns framing);
@@ -15,11 +17,6 @@ use crate::payload::{AlertPayload, Payload, PayloadError, SyslogPayload};
 use cef::{AlertBuilder, BuildError, Facility, RtFormat, Severity, SyslogEncoder};
 use cluster::settings::SiemSettings;
 use cluster::state::outbox::{OutboxEntry, RecordKind};
-
-/// Facility of alerts and heartbeats.
-pub const ALERT_FACILITY: Facility = Facility::LOCAL1;
-/// Facility of activity-log records.
-pub const ACTIVITY_FACILITY: Facility = Facility::LOCAL2;
 
 /// Why a record could not be encoded (it is then delivered as nothing, counted and logged: the
 /// ingest path validated it, so this means a record written by a newer or broken node).
@@ -56,6 +53,7 @@ pub enum EncodeError {
 pub struct MessageEncoder {
     host_id: String,
     alerts: SyslogEncoder,
+    activity_facility: Facility,
 }
 
 /// Builds the alert of `payload` (ID `alert_id`, reported by `host_id`) as CEF records: one, or
@@ -75,6 +73,14 @@ pub fn build_alert(
     b.build_messages()
 }
 
+/// The facility of a settings code (validated settings hold 16..=23).
+fn facility(field: &'static str, code: u8) -> Result<Facility, BuildError> {
+    Facility::from_code(code).ok_or_else(|| BuildError::InvalidSyslogSetting {
+        field,
+        reason: format!("{code} is not a facility code"),
+    })
+}
+
 fn severity(i: cef::Importance) -> Severity {
     match i {
         cef::Importance::High => Severity::Warning,
@@ -88,14 +94,24 @@ impl MessageEncoder {
     pub fn new(settings: &SiemSettings) -> Result<Self, BuildError> {
         let alerts = SyslogEncoder::builder()
             .hostname(settings.host_id.clone())
-            .facility(ALERT_FACILITY)
+            .facility(facility("alert_facility", settings.alert_facility)?)
             .framing(cef::Framing::Datagram)
             .max_message_bytes(settings.max_message_bytes as usize)
             .build()?;
         Ok(Self {
             host_id: settings.host_id.clone(),
             alerts,
+            activity_facility: facility("activity_facility", settings.activity_facility)?,
         })
+    }
+
+    /// The facility messages of `kind` are sent on (heartbeats go with alerts). Activity-log
+    /// records are not delivered by this version; theirs is kept for when they are.
+    pub fn facility(&self, kind: RecordKind) -> Facility {
+        match kind {
+            RecordKind::Alert => self.alerts.facility(),
+            RecordKind::Activity => self.activity_facility,
+        }
     }
 
     /// The syslog messages of one outbox entry (more than one for a TAA alert with several IOA
@@ -202,6 +218,7 @@ mod tests {
                 source: "sensor-1".into(),
                 alert_id: "18412".into(),
                 payload: payload.encode().unwrap(),
+                received_at_ms: 0,
             },
         }
     }
@@ -234,6 +251,58 @@ mod tests {
         );
     }
 
+    #[test]
+    fn each_stream_is_on_the_facility_of_the_settings_in_force() {
+        let d = MessageEncoder::new(&SiemSettings::default()).unwrap();
+        assert_eq!(d.facility(RecordKind::Alert), Facility::LOCAL1);
+        assert_eq!(d.facility(RecordKind::Activity), Facility::LOCAL2);
+        let settings = SiemSettings {
+            host_id: "relay-1".into(),
+            alert_facility: 20,
+            activity_facility: 16,
+            ..SiemSettings::default()
+        };
+        let enc = MessageEncoder::new(&settings).unwrap();
+        assert_eq!(enc.facility(RecordKind::Alert).name(), "local4");
+        assert_eq!(enc.facility(RecordKind::Activity), Facility::LOCAL0);
+        let p = AlertPayload {
+            type_token: "file_web".into(),
+            importance: Importance::High,
+            time_ms: 1_710_411_342_000,
+            pairs: vec![],
+        };
+        let mut out = Vec::new();
+        enc.encode_entry(&entry(1, &p), 0, &mut out).unwrap();
+        // local4 (20) * 8 + warning (4)
+        assert!(
+            out[0].starts_with(b"<164>1 "),
+            "{:?}",
+            String::from_utf8_lossy(&out[0])
+        );
+        let hb = enc.heartbeat(&[], 0);
+        // local4 * 8 + informational (6)
+        assert!(
+            hb.starts_with(b"<166>1 "),
+            "{:?}",
+            String::from_utf8_lossy(&hb)
+        );
+        let (relayed, _) = enc.encode_relayed(
+            &SyslogPayload {
+                severity: 6,
+                cef: serde_bytes::ByteBuf::from(RELAYED_CEF.as_bytes()),
+                kept_header: None,
+            },
+            0,
+        );
+        assert!(relayed.starts_with(b"<166>1 "));
+        let bad = SiemSettings {
+            alert_facility: 30,
+            ..SiemSettings::default()
+        };
+        let e = MessageEncoder::new(&bad).unwrap_err();
+        assert!(e.to_string().contains("alert_facility"), "{e}");
+    }
+
     const RELAYED_CEF: &str =
         "CEF:0|Acme|IDS|1.0|100|Port scan|5|dvchost=fw-1 eventId=7 msg=a\\=b|c";
     const SENDER_HEADER: &str = "<134>1 2026-01-02T03:04:05.000Z fw-1 ids - - - ";
@@ -252,6 +321,7 @@ mod tests {
                 source: "fw-1".into(),
                 alert_id: "7".into(),
                 payload: p.encode().unwrap(),
+                received_at_ms: 0,
             },
         }
     }

@@ -74,6 +74,8 @@ pub fn to_record(alert: &pb::Alert) -> Result<Record, String> {
         source: alert.source.clone(),
         alert_id: alert.alert_id.clone(),
         payload: payload.encode().map_err(|e| e.to_string())?,
+        // Set by the service, which reads the clock.
+        received_at_ms: 0,
     })
 }
 
@@ -91,6 +93,7 @@ impl Ingest for IngestService {
         request: tonic::Request<pb::SubmitRequest>,
     ) -> Result<tonic::Response<pb::SubmitResponse>, tonic::Status> {
         let started = Instant::now();
+        let received_at_ms = crate::observe::wall_clock_ms();
         let alerts = request.into_inner().alerts;
         if alerts.len() > MAX_BATCH_RECORDS {
             return Err(tonic::Status::invalid_argument(format!(
@@ -102,7 +105,8 @@ impl Ingest for IngestService {
         let mut records = Vec::with_capacity(alerts.len());
         for (i, a) in alerts.iter().enumerate() {
             match to_record(a) {
-                Ok(r) => {
+                Ok(mut r) => {
+                    r.received_at_ms = received_at_ms;
                     records.push(r);
                     results.push(None);
                 }

@@ -134,6 +134,14 @@ impl<'a> Leading<'a> {
     /// Delivers until leadership is lost or `shutdown` turns true.
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) {
         let mut metrics = self.cluster.raft().metrics();
+        // Revision 0 is the built-in default, not a SIEM anyone configured: deliver nothing
+        // (records wait in the outbox) until the initial settings are committed.
+        if self.revision == 0 {
+            tracing::info!("no SIEM settings written yet; delivery waits for them");
+            if !self.await_settings_change(&mut metrics, shutdown).await {
+                return;
+            }
+        }
         loop {
             let engine = match DeliveryEngine::start(delivery_config(
                 &self.settings,
@@ -263,7 +271,7 @@ impl<'a> Leading<'a> {
             self.next_seq = entry.seq + 1;
             if !stream_enabled(&self.settings, entry.record.kind) {
                 metrics::counter!("relay_switched_off_total").increment(1);
-                self.tracker.record_sent(entry.seq);
+                self.tracker.record_sent(entry.seq, 0);
                 continue;
             }
             frames.clear();
@@ -278,6 +286,12 @@ impl<'a> Leading<'a> {
                     tracing::error!(error = %e, "record cannot be encoded; it is skipped");
                 }
             }
+            // Measured only when something is sent for it.
+            let received = if frames.is_empty() {
+                0
+            } else {
+                entry.record.received_at_ms
+            };
             for f in frames.drain(..) {
                 let seq = self.tracker.next_message();
                 self.buffer.push_back(Message {
@@ -285,7 +299,7 @@ impl<'a> Leading<'a> {
                     bytes: Bytes::from(f),
                 });
             }
-            self.tracker.record_sent(entry.seq);
+            self.tracker.record_sent(entry.seq, received);
         }
     }
 
@@ -302,9 +316,10 @@ impl<'a> Leading<'a> {
         let before = self.tracker.delivered();
         self.tracker.confirmed(engine_seq);
         let delivered = self.tracker.delivered() - before;
+        let now = now_ms().max(0) as u64;
+        crate::observe::record_confirmed(self.tracker.take_received(), now);
         if delivered > 0 {
             metrics::counter!("relay_delivered_total").increment(delivered);
-            let now = now_ms().max(0) as u64;
             publish(self.status, |s| {
                 s.delivered_total += delivered;
                 s.last_delivery_ms = now;

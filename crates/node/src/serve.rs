@@ -62,13 +62,8 @@ const SYSLOG_DRAIN: Duration = Duration::from_secs(10);
 /// Runs the node until `shutdown` resolves, then stops it gracefully.
 pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
     if let Some(addr) = cfg.metrics_listen {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .with_http_listener(addr)
-            .install()
-            .map_err(|e| ServeError::Metrics {
-                addr,
-                reason: e.to_string(),
-            })?;
+        crate::observe::install_prometheus(addr)
+            .map_err(|reason| ServeError::Metrics { addr, reason })?;
     }
     let node = start_cluster(&cfg).await?;
     let api_listener = tokio::net::TcpListener::bind(cfg.ingest_listen)
@@ -93,6 +88,10 @@ pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Resul
     };
     let pump_status = Arc::new(Mutex::new(PumpStatus::default()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let gauges = tokio::spawn(crate::observe::publish_gauges(
+        node.client().clone(),
+        stop_rx.clone(),
+    ));
     let pump = tokio::spawn(pump::run(
         node.client().clone(),
         PumpConfig {
@@ -149,6 +148,7 @@ pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Resul
     {
         tracing::warn!("delivery did not stop within 10 s");
     }
+    let _ = gauges.await;
     node.shutdown().await?;
     tracing::info!(node = cfg.node_id, "stopped");
     served.map_err(ServeError::from)

@@ -1,6 +1,6 @@
 //! SIEM settings changed through the cluster while alerts flow: the leader follows without a
-//! restart (host, protocol TCP -> UDP -> TLS, the alerts switch), and heartbeats go on while
-//! alerts are switched off.
+//! restart (host, the alerts' facility, protocol TCP -> UDP -> TLS, the alerts switch), and
+//! heartbeats go on while alerts are switched off.
 //!
 //! The settings are changed through the Raft service's `Client` call with the cluster secret (the
 //! stand-in until the admin API of the management issue exists).
@@ -52,6 +52,21 @@ async fn batch(cluster: &Cluster, node: u64, prefix: &str) -> Vec<String> {
         assert!(r.outcome.is_some(), "{r:?}");
     }
     ids
+}
+
+/// The syslog PRI of every received line carrying one of `ids`.
+fn pris(siem: &Rsyslog, ids: &[String]) -> Vec<u8> {
+    siem.lines()
+        .iter()
+        .filter(|l| event_id(l).is_some_and(|i| ids.contains(&i)))
+        .map(|l| pri(l))
+        .collect()
+}
+
+/// The PRI of a received syslog line (`<PRI>...`).
+fn pri(line: &str) -> u8 {
+    let end = line.find('>').unwrap();
+    line[1..end].parse().unwrap()
 }
 
 async fn arrives(siem: &Rsyslog, ids: &[String], cluster: &Cluster) {
@@ -107,6 +122,19 @@ async fn the_leader_follows_host_protocol_tls_and_switch_changes_without_a_resta
 
     let first = batch(&cluster, 1, "tcp").await;
     arrives(&tcp, &first, &cluster).await;
+    // local1 (17) * 8 + warning (4): a High alert on the default facility
+    assert_eq!(pris(&tcp, &first), vec![140; first.len()]);
+
+    // the alerts' facility: local4 from the next message on
+    change(&raft, |s| {
+        s.alert_facility = 20;
+        s.activity_facility = 23;
+    })
+    .await;
+    let moved = batch(&cluster, 3, "local4").await;
+    arrives(&tcp, &moved, &cluster).await;
+    // local4 (20) * 8 + warning (4)
+    assert_eq!(pris(&tcp, &moved), vec![164; moved.len()]);
 
     change(&raft, |s| {
         s.host = "udp.siem.test".into();
@@ -142,7 +170,7 @@ async fn the_leader_follows_host_protocol_tls_and_switch_changes_without_a_resta
             .iter()
             .filter(|l| l.contains("|heartbeat|"))
             .count();
-        if status.delivered_up_to == 80 && heartbeats >= 3 {
+        if status.delivered_up_to == 100 && heartbeats >= 3 {
             break;
         }
         assert!(
@@ -153,6 +181,14 @@ async fn the_leader_follows_host_protocol_tls_and_switch_changes_without_a_resta
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // heartbeats go on the alerts' facility: local4 * 8 + informational (6)
+    let heartbeat_pris: HashSet<u8> = tls
+        .lines()
+        .iter()
+        .filter(|l| l.contains("|heartbeat|"))
+        .map(|l| pri(l))
+        .collect();
+    assert_eq!(heartbeat_pris, HashSet::from([166]));
     let got: HashSet<String> = [&tcp, &udp, &tls]
         .iter()
         .flat_map(|s| s.lines())

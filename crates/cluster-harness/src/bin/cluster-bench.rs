@@ -128,6 +128,7 @@ fn batch(prefix: &str, n: usize, payload: &[u8]) -> Vec<Record> {
             source: "bench-sensor".into(),
             alert_id: format!("{prefix}-{i}"),
             payload: bytes::Bytes::copy_from_slice(payload),
+            received_at_ms: 0,
         })
         .collect()
 }

@@ -31,6 +31,16 @@ pub struct Record {
     /// byte string, the same bytes as a `Vec<u8>` with `serde_bytes`.
     #[serde(with = "payload_bytes")]
     pub payload: bytes::Bytes,
+    /// Wall-clock time (ms since the Unix epoch) at which the node that took the record in
+    /// received it; 0 when unknown. Only measured with (the ingest-to-confirmed latency), never
+    /// decided on: the clocks of different nodes may differ. Added in codec format 2; records of
+    /// format 1 read 0.
+    #[serde(deserialize_with = "received_at_ms_since_2")]
+    pub received_at_ms: u64,
+}
+
+fn received_at_ms_since_2<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    crate::codec::added_in(2, d, || 0)
 }
 
 /// serde for [`Record::payload`]: a byte string, read into one buffer that the `Bytes` takes over.
@@ -226,6 +236,7 @@ mod tests {
             source: "s".into(),
             alert_id: id.into(),
             payload: vec![b'x'; size].into(),
+            received_at_ms: 0,
         }
     }
 

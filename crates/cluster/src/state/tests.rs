@@ -6,6 +6,7 @@ fn alert(source: &str, id: &str) -> Record {
         source: source.into(),
         alert_id: id.into(),
         payload: vec![7; 100].into(),
+        received_at_ms: 0,
     }
 }
 
@@ -51,6 +52,7 @@ fn activity_records_are_not_deduplicated() {
         source: "node-1".into(),
         alert_id: String::new(),
         payload: b"x".to_vec().into(),
+        received_at_ms: 0,
     };
     let r = submit(&mut s, 1, vec![act.clone(), act]);
     assert_eq!(accepted(&r), vec![Some(1), Some(2)]);

@@ -298,6 +298,7 @@ mod tests {
             source: "s".into(),
             alert_id: id.to_string(),
             payload: vec![0; bytes].into(),
+            received_at_ms: 0,
         }
     }
 

@@ -83,6 +83,8 @@ pub fn to_record(message: &[u8], peer: IpAddr, header: HeaderMode) -> Result<Rec
         source,
         alert_id,
         payload: payload.encode().map_err(|e| reject(Malformed::NotCef, e))?,
+        // Set by the listener, which reads the clock.
+        received_at_ms: 0,
     })
 }
 

@@ -133,7 +133,8 @@ impl ListenerContext {
             }
         };
         match intake::to_record(message, peer.ip(), self.cfg.header) {
-            Ok(r) => {
+            Ok(mut r) => {
+                r.received_at_ms = crate::observe::wall_clock_ms();
                 metrics::counter!("relay_syslog_received_total", "listener" => self.what)
                     .increment(1);
                 Some(r)
