@@ -39,6 +39,13 @@ pub const HTTP2_STREAM_WINDOW: u32 = 8 * 1024 * 1024;
 pub const HTTP2_CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 /// Largest gRPC message accepted or sent (append-entries batches, snapshot chunks).
 pub const MAX_MESSAGE_BYTES: usize = 96 * 1024 * 1024;
+/// Most encoded bytes one append-entries call carries when it has more than one entry. openraft
+/// limits a batch by its number of entries only (`max_entries_per_append`), and one entry (a
+/// client batch) can take about 6 MiB encoded: a larger batch is refused with openraft's
+/// `PayloadTooLarge` and a hint of how many entries fit, and openraft sends fewer at once. A
+/// single entry is always sent (it fits [`MAX_MESSAGE_BYTES`]).
+pub const MAX_APPEND_BYTES: usize = 16 * 1024 * 1024;
+const _: () = assert!(MAX_APPEND_BYTES < MAX_MESSAGE_BYTES);
 
 /// Creates a lazily connecting gRPC client to `addr` (`host:port`): `https` with this node's
 /// certificate when `tls` is given (the peer is verified against the CA and `host`), plain
