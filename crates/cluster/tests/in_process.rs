@@ -510,8 +510,13 @@ fn maximal_batch(n: usize) -> Vec<Record> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_catches_up_through_maximal_entries() {
-    // Production timing: openraft gives each append-entries call one heartbeat interval.
+    // openraft gives each append-entries call one heartbeat interval, and one maximal entry
+    // must arrive within it: 250 ms leaves a debug build on a busy machine room for that (the
+    // default is 100 ms).
     let timing = TimingConfig {
+        heartbeat_ms: 250,
+        election_timeout_min_ms: 1_250,
+        election_timeout_max_ms: 1_500,
         snapshot_every_entries: 1_000,
         keep_entries_after_snapshot: 1_000,
         ..TimingConfig::default()
