@@ -296,6 +296,58 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 mod tests {
     use super::*;
 
+    fn entry(index: u64, payload: usize) -> crate::types::Entry {
+        use crate::state::outbox::{Record, RecordKind};
+        use crate::state::{Command, Request};
+        openraft::Entry {
+            log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: openraft::EntryPayload::Normal(Request {
+                stamped_at_ms: 1,
+                command: Command::Submit {
+                    records: vec![Record {
+                        kind: RecordKind::Alert,
+                        source: "s".into(),
+                        alert_id: index.to_string(),
+                        payload: vec![0u8; payload].into(),
+                    }],
+                },
+            }),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_cut_where_its_encoded_size_passes_the_budget() {
+        let rpc = |entries| AppendEntriesRequest::<TypeConfig> {
+            vote: openraft::Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries,
+        };
+        let mib = 1024 * 1024;
+        // 5 entries of 1 MiB against 3.5 MiB: 3 fit; the total is counted without encoding
+        let r = rpc((1..=5).map(|i| entry(i, mib)).collect());
+        let (fit, total) = entries_within(&r, 7 * mib / 2);
+        assert_eq!(fit, 3);
+        let encoded = crate::codec::encode(&r).unwrap().len();
+        assert!(
+            total >= encoded && total <= encoded + APPEND_OVERHEAD_BYTES,
+            "{total} vs {encoded}"
+        );
+        // a first entry over the budget still goes alone
+        assert_eq!(
+            entries_within(&rpc(vec![entry(1, 2 * mib), entry(2, 1)]), mib).0,
+            1
+        );
+        // everything fits
+        assert_eq!(
+            entries_within(&rpc(vec![entry(1, 10), entry(2, 10)]), mib).0,
+            2
+        );
+        assert!(is_size_failure(tonic::Code::OutOfRange));
+        assert!(is_size_failure(tonic::Code::ResourceExhausted));
+        assert!(!is_size_failure(tonic::Code::DeadlineExceeded));
+    }
+
     #[test]
     fn a_call_cut_off_early_backs_off_and_a_slow_one_is_retried() {
         let d = Duration::from_millis(100);
