@@ -609,3 +609,37 @@ async fn three_node_processes_over_mutual_tls_commit_an_alert() {
         assert!(applied.is_some(), "node {id} did not apply the alert");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_do_not_keep_a_member_from_connecting() {
+    let ca = TestCa::new("cluster-ca");
+    let dir = tempfile::tempdir().unwrap();
+    let node = single_tls_node(&ca, dir.path()).await;
+    let addr = node.local_addr();
+    // More silent connections than the server runs handshakes at once, from an address of their
+    // own: none sends a byte.
+    let mut silent = Vec::new();
+    for _ in 0..cluster::tls::MAX_PENDING_HANDSHAKES + 16 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.66:0".parse().unwrap()).unwrap();
+        silent.push(socket.connect(addr).await.unwrap());
+    }
+    let member = RemoteNode::new(
+        &addr.to_string(),
+        ClusterSecret::new(SECRET).unwrap(),
+        Some(&ca.transport("member", LOOPBACK_SANS)),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    // `status` has a deadline of 2 s, well below the handshake timeout.
+    let st = member.status().await;
+    println!(
+        "a member's first call with {} silent connections open: {:?} in {:?}",
+        silent.len(),
+        st.as_ref().map(|s| s.leader),
+        started.elapsed()
+    );
+    assert!(st.is_ok(), "the member was kept out: {st:?}");
+    drop(silent);
+    node.shutdown().await.unwrap();
+}

@@ -195,7 +195,9 @@ fn serve(
     shutdown: tokio::sync::oneshot::Receiver<()>,
 ) -> tokio::task::JoinHandle<()> {
     let router = tonic::transport::Server::builder()
-        .concurrency_limit_per_connection(256)
+        .concurrency_limit_per_connection(crate::network::MAX_CONCURRENT_STREAMS as usize)
+        .max_concurrent_streams(crate::network::MAX_CONCURRENT_STREAMS)
+        .timeout(crate::network::SERVER_REQUEST_TIMEOUT)
         .initial_stream_window_size(Some(crate::network::HTTP2_STREAM_WINDOW))
         .initial_connection_window_size(Some(crate::network::HTTP2_CONNECTION_WINDOW))
         .add_service(service.into_service());
@@ -204,8 +206,7 @@ fn serve(
     };
     match tls {
         None => {
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            let incoming = crate::network::listener::plain(listener, local_addr);
             tokio::spawn(log_server_end(
                 router.serve_with_incoming_shutdown(incoming, shutdown),
             ))

@@ -6,6 +6,7 @@
 //! layer; every call must still carry the cluster secret (see [`crate::network`]).
 
 use crate::error::ClusterError;
+use crate::network::listener::{self, Admitted, Gate, RefusalLog};
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
@@ -15,8 +16,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
@@ -28,10 +29,14 @@ pub const FIELD_CERT: &str = "tls.cert";
 /// Config field of this node's private key (named in errors).
 pub const FIELD_KEY: &str = "tls.key";
 
-/// A TLS handshake that has not finished after this long is abandoned (and logged).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most TLS handshakes the server runs at once; further connections wait to be accepted.
+/// A TLS handshake that has not finished after this long is abandoned (and logged). A handshake
+/// between members on a LAN takes milliseconds.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Most TLS handshakes the server runs at once; a connection beyond them is closed at once (a
+/// member reconnects), so silent peers cannot keep the server from accepting.
 pub const MAX_PENDING_HANDSHAKES: usize = 64;
+/// Most TLS handshakes the server runs at once for one IP address.
+pub const MAX_PENDING_HANDSHAKES_PER_ADDRESS: usize = 8;
 /// Established TLS connections queued for the gRPC server.
 const ESTABLISHED_QUEUE: usize = 64;
 
@@ -205,16 +210,18 @@ impl TransportTls {
     }
 }
 
-/// Accepts connections on `listener`, runs the TLS handshakes (at most
-/// [`MAX_PENDING_HANDSHAKES`] at once, each within [`HANDSHAKE_TIMEOUT`]) and yields the
-/// established ones to the gRPC server. A refused handshake (no client certificate, one from
-/// another CA, plain text) is logged with the peer's address and counted in
+/// Accepts connections on `listener` (within the connection limits of
+/// [`crate::network::listener`]), runs the TLS handshakes (at most [`MAX_PENDING_HANDSHAKES`] at
+/// once and [`MAX_PENDING_HANDSHAKES_PER_ADDRESS`] per IP address, each within
+/// [`HANDSHAKE_TIMEOUT`]; a connection beyond them is closed at once) and yields the established
+/// ones to the gRPC server. A refused handshake (no client certificate, one from another CA,
+/// plain text) is logged with the peer's address and counted in
 /// `cluster_raft_tls_handshake_failures_total`. The loop ends when the stream is dropped.
 pub(crate) fn incoming(
     listener: TcpListener,
     tls: &TransportTls,
     local: SocketAddr,
-) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsStream<Admitted>>> {
     let (tx, rx) = mpsc::channel(ESTABLISHED_QUEUE);
     let acceptor = TlsAcceptor::from(tls.server.clone());
     tokio::spawn(accept_loop(listener, acceptor, tx, local));
@@ -224,39 +231,37 @@ pub(crate) fn incoming(
 async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    tx: mpsc::Sender<std::io::Result<TlsStream<TcpStream>>>,
+    tx: mpsc::Sender<std::io::Result<TlsStream<Admitted>>>,
     local: SocketAddr,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    let connections = Gate::new(
+        listener::MAX_CONNECTIONS,
+        listener::MAX_CONNECTIONS_PER_ADDRESS,
+    );
+    let handshakes = Gate::new(MAX_PENDING_HANDSHAKES, MAX_PENDING_HANDSHAKES_PER_ADDRESS);
+    let mut log = RefusalLog::new(local);
     loop {
-        let permit = tokio::select! {
+        // Accept first, then take a handshake place: waiting for a place before accepting would
+        // leave members in the kernel's backlog behind silent peers.
+        let (tcp, pass, peer) = tokio::select! {
             _ = tx.closed() => return,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
+            a = listener::accept(&listener, &connections, &mut log) => a,
         };
-        let (tcp, peer) = tokio::select! {
-            _ = tx.closed() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%local, error = %e, "raft server: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let handshake = match handshakes.admit(peer.ip()) {
+            Ok(h) => h,
+            Err(r) => {
+                log.refused(peer, r.label());
+                continue;
+            }
         };
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(%local, %peer, error = %e, "raft server: TCP_NODELAY");
-        }
         let acceptor = acceptor.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let place = handshake;
+            let conn = Admitted::new(tcp, pass, None);
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(conn)).await {
                 Ok(Ok(stream)) => {
+                    drop(place);
                     let _ = tx.send(Ok(stream)).await;
                 }
                 Ok(Err(e)) => log_refused(local, peer, &e),

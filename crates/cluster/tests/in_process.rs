@@ -49,12 +49,22 @@ async fn start_node(
     dir: &tempfile::TempDir,
     secret: &str,
 ) -> ClusterNode {
+    start_node_with(id, faults, dir, secret, &timing()).await
+}
+
+async fn start_node_with(
+    id: u64,
+    faults: &Arc<Faults>,
+    dir: &tempfile::TempDir,
+    secret: &str,
+    timing: &TimingConfig,
+) -> ClusterNode {
     let cfg = NodeConfig {
         id,
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().join(format!("n{id}")),
         secret: ClusterSecret::new(secret).unwrap(),
-        timing: timing(),
+        timing: timing.clone(),
         cluster_name: "test".into(),
         client_timeout: Duration::from_secs(10),
         tls: None,
@@ -71,12 +81,19 @@ async fn start_node(
 
 impl Fixture {
     async fn three() -> Self {
+        Self::three_with(timing()).await
+    }
+
+    async fn three_with(timing: TimingConfig) -> Self {
         let faults = Arc::new(Faults::default());
         let mut nodes = BTreeMap::new();
         let mut dirs = Vec::new();
         for id in 1..=3 {
             let dir = tempfile::tempdir().unwrap();
-            nodes.insert(id, start_node(id, &faults, &dir, SECRET).await);
+            nodes.insert(
+                id,
+                start_node_with(id, &faults, &dir, SECRET, &timing).await,
+            );
             dirs.push(dir);
         }
         let members = nodes
@@ -130,7 +147,18 @@ impl Fixture {
         what: &str,
         cond: impl Fn(&cluster::store::StateView) -> bool,
     ) {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.wait_state_for(id, what, WAIT, cond).await;
+    }
+
+    /// [`Fixture::wait_state`] with a deadline of its own.
+    async fn wait_state_for(
+        &self,
+        id: u64,
+        what: &str,
+        within: Duration,
+        cond: impl Fn(&cluster::store::StateView) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + within;
         let mut rx = self.nodes[&id].raft().metrics();
         loop {
             if cond(&self.nodes[&id].state().read()) {
@@ -460,5 +488,74 @@ async fn a_node_without_the_secret_is_refused() {
     // the intruder's term did not reach the leader
     let term = f.nodes[&leader].raft().metrics().borrow().current_term;
     assert!(term < 99);
+    f.shutdown().await;
+}
+
+/// The largest batch the state machine takes: `MAX_BATCH_RECORDS` alerts whose payloads add up
+/// to `MAX_BATCH_BYTES`, with source names and alert IDs of the longest allowed length.
+fn maximal_batch(n: usize) -> Vec<Record> {
+    use cluster::state::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_KEY_PART_BYTES};
+    let payload = bytes::Bytes::from(vec![b'p'; MAX_BATCH_BYTES / MAX_BATCH_RECORDS]);
+    (0..MAX_BATCH_RECORDS)
+        .map(|i| {
+            let pad = |s: String| format!("{s:-<MAX_KEY_PART_BYTES$}");
+            Record {
+                kind: RecordKind::Alert,
+                source: pad(format!("sensor-{n}")),
+                alert_id: pad(format!("alert-{n}-{i}")),
+                payload: payload.clone(),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_catches_up_through_maximal_entries() {
+    // openraft gives each append-entries call one heartbeat interval, and one maximal entry
+    // must arrive within it: 250 ms leaves a debug build on a busy machine room for that (the
+    // default is 100 ms).
+    let timing = TimingConfig {
+        heartbeat_ms: 250,
+        election_timeout_min_ms: 1_250,
+        election_timeout_max_ms: 1_500,
+        snapshot_every_entries: 1_000,
+        keep_entries_after_snapshot: 1_000,
+        ..TimingConfig::default()
+    };
+    let f = Fixture::three_with(timing.clone()).await;
+    let leader = f.wait_leader(&[1, 2, 3], None).await;
+    let lagging = follower_of(leader);
+    f.faults.block(leader, lagging);
+    // More maximal entries than one append-entries call may carry: sent as one batch, they
+    // would exceed the transport's message limit.
+    let entries = timing.max_entries_per_append as usize + 4;
+    let per_entry = cluster::state::MAX_BATCH_RECORDS;
+    let encoded = cluster::codec::encode(&maximal_batch(0)).unwrap().len();
+    println!(
+        "{entries} entries of {encoded} encoded bytes: {} MiB, the limit is {} MiB",
+        (entries * encoded) >> 20,
+        cluster::network::MAX_MESSAGE_BYTES >> 20
+    );
+    assert!(timing.max_entries_per_append as usize * encoded > cluster::network::MAX_MESSAGE_BYTES);
+    let submitted = std::time::Instant::now();
+    for n in 0..entries {
+        let out = f.nodes[&leader]
+            .submit_alerts(maximal_batch(n))
+            .await
+            .unwrap();
+        assert_eq!(out.len(), per_entry);
+    }
+    println!(
+        "{entries} submits through the leader took {:?}",
+        submitted.elapsed()
+    );
+    let started = std::time::Instant::now();
+    f.faults.heal();
+    // About as long as the submits took: 120 MiB through a debug build.
+    f.wait_state_for(lagging, "every maximal entry", 3 * WAIT, |v| {
+        v.state.outbox().len() == entries * per_entry
+    })
+    .await;
+    println!("the follower caught up in {:?}", started.elapsed());
     f.shutdown().await;
 }

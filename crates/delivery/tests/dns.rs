@@ -246,3 +246,72 @@ async fn a_dead_ipv4_address_fails_over_to_an_ipv6_one() -> Result<()> {
     engine.shutdown(Duration::from_secs(2)).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_every_address_is_down_the_name_is_resolved_at_most_once_per_ttl_min() -> Result<()> {
+    // Two addresses where nothing listens: every connection is refused at once, so the engine
+    // stays in all-down, probing each address when its (short) backoff ends.
+    let net = LoopbackNet::random();
+    let (ip_a, ip_b) = (net.ip(61), net.ip(62));
+    let port = free_port(ip_a);
+    // A long TTL: every query after the first comes from the all-down rule.
+    let dns = Dnsmasq::start(net.ip(53), &[("siem.test", ip_a), ("siem.test", ip_b)], 600)?;
+    let mut config = config_via(dns.addr, port);
+    config.ttl_min = Duration::from_secs(1);
+    config.pool.backoff_initial = Duration::from_millis(50);
+    config.pool.backoff_max = Duration::from_millis(200);
+    let engine = DeliveryEngine::start(config)?;
+    send(&engine, 1).await?;
+    let all_failed = |engine: &DeliveryEngine| {
+        let st = engine.status();
+        st.addresses.len() == 2 && st.addresses.iter().all(|a| a.total_failures >= 2)
+    };
+    wait_for(
+        "both addresses to fail twice",
+        Duration::from_secs(10),
+        || all_failed(&engine),
+    )
+    .await?;
+    // The entry into all-down asked the server again (A and AAAA: two queries per resolution).
+    wait_for(
+        "a re-resolution on entry into all-down",
+        Duration::from_secs(5),
+        || dns.queries_for("siem.test").unwrap_or(0) >= 4,
+    )
+    .await?;
+    let failed = |engine: &DeliveryEngine| -> u64 {
+        engine
+            .status()
+            .addresses
+            .iter()
+            .map(|a| a.total_failures)
+            .sum()
+    };
+    let (start_count, start_failures) = (dns.queries_for("siem.test")?, failed(&engine));
+    let started = Instant::now();
+    // Observe the query rate over a window of several ttl_min.
+    let window = Duration::from_secs(3);
+    tokio::time::sleep(window).await;
+    let elapsed = started.elapsed();
+    let st = engine.status();
+    ensure!(
+        st.confirmed_up_to.is_none() && !st.connected,
+        "an address came up: {st:?}"
+    );
+    let failures = failed(&engine) - start_failures;
+    let queries = dns.queries_for("siem.test")? - start_count;
+    println!("{queries} queries in {elapsed:?} while all down ({failures} failed connections)");
+    // At most one resolution per ttl_min (1 s), plus one in flight at each end of the window.
+    let allowed = 2 * (elapsed.as_secs() as usize + 2);
+    ensure!(
+        queries <= allowed,
+        "{queries} DNS queries in {elapsed:?} while every address was down (at most {allowed})"
+    );
+    // The probes went on meanwhile (the backoff is short): the engine was not idle.
+    ensure!(
+        failures >= 8,
+        "only {failures} failed connections in the window"
+    );
+    engine.shutdown(Duration::from_millis(100)).await;
+    Ok(())
+}

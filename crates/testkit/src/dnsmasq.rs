@@ -15,6 +15,7 @@ pub struct Dnsmasq {
     /// The address it answers on (UDP and TCP).
     pub addr: SocketAddr,
     hosts: PathBuf,
+    queries: PathBuf,
     // Declared before `dir`: the process is killed before its directory is removed.
     process: ServerProcess,
     _dir: TempDir,
@@ -33,6 +34,7 @@ impl Dnsmasq {
         let bin = require_tool("dnsmasq");
         let dir = TempDir::new("dnsmasq")?;
         let hosts = dir.path().join("hosts");
+        let queries = dir.path().join("queries.log");
         write_hosts(&hosts, records)?;
         let mut cmd = Command::new(bin);
         cmd.arg("--keep-in-foreground")
@@ -44,6 +46,9 @@ impl Dnsmasq {
             .arg("--no-hosts")
             .arg(format!("--addn-hosts={}", hosts.display()))
             .arg(format!("--local-ttl={ttl_secs}"))
+            // Every query is logged, so a test can count what a client asked.
+            .arg("--log-queries")
+            .arg(format!("--log-facility={}", queries.display()))
             .arg(format!("--pid-file={}", dir.path().join("pid").display()))
             .arg("--user=root")
             .stdout(Stdio::null());
@@ -54,9 +59,29 @@ impl Dnsmasq {
         Ok(Self {
             addr,
             hosts,
+            queries,
             process,
             _dir: dir,
         })
+    }
+
+    /// How many queries (any type) for `name` dnsmasq has logged so far (it writes its log from
+    /// its main loop: a query answered a moment ago may not be counted yet).
+    pub fn queries_for(&self, name: &str) -> Result<usize> {
+        let log = match std::fs::read_to_string(&self.queries) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let name = name.trim_end_matches('.');
+        Ok(log
+            .lines()
+            .filter(|l| {
+                l.split_once("query[")
+                    .and_then(|(_, rest)| rest.split_once("] "))
+                    .is_some_and(|(_, rest)| rest.split(' ').next() == Some(name))
+            })
+            .count())
     }
 
     /// Replaces the records and makes dnsmasq re-read them (SIGHUP).

@@ -1,7 +1,7 @@
 //! The cluster secret: every Raft call carries it in the [`SECRET_HEADER`] metadata entry, and
-//! the server compares SHA-256 digests of it in constant time.
+//! the server compares SHA-256 digests of it in constant time, on the request headers, before
+//! the body is read ([`super::guard`]).
 
-use crate::codec;
 use crate::error::ClusterError;
 use crate::types::NodeId;
 use std::sync::Arc;
@@ -53,31 +53,9 @@ impl ClusterSecret {
         }
     }
 
-    /// Admits a call that carries this secret and a payload format this node reads; refuses any
-    /// other (`UNAUTHENTICATED` is logged with the caller's address and counted).
-    pub(crate) fn admit(
-        &self,
-        req: &tonic::Request<relay_proto::raft::v1::RaftRequest>,
-        node: NodeId,
-        method: &str,
-    ) -> Result<(), tonic::Status> {
-        let presented = req
-            .metadata()
-            .get(SECRET_HEADER)
-            .and_then(|v| v.to_str().ok());
-        if presented.is_some_and(|p| self.verify(p)) {
-            if req.get_ref().format != u32::from(codec::FORMAT_VERSION) {
-                return Err(tonic::Status::invalid_argument(format!(
-                    "unsupported payload format {}",
-                    req.get_ref().format
-                )));
-            }
-            return Ok(());
-        }
-        let peer = req
-            .remote_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "unknown".into());
+    /// The refusal of a caller that cannot prove membership (no secret or a wrong one): logged
+    /// as a warning with the caller's address and counted in `cluster_raft_auth_failures_total`.
+    pub(crate) fn refusal(&self, node: NodeId, peer: &str, method: &str) -> tonic::Status {
         metrics::counter!("cluster_raft_auth_failures_total").increment(1);
         tracing::warn!(
             node,
@@ -85,8 +63,8 @@ impl ClusterSecret {
             method,
             "refused raft call: caller cannot prove cluster membership"
         );
-        Err(crate::to_status(&ClusterError::Unauthenticated {
+        crate::to_status(&ClusterError::Unauthenticated {
             reason: format!("missing or wrong cluster secret from {peer}"),
-        }))
+        })
     }
 }

@@ -1,13 +1,14 @@
 //! The client side of the Raft transport: openraft's network factory and one [`PeerClient`] per
 //! target node. Production code has no fault knobs; tests wrap the factory.
 
-use super::{ClusterSecret, connect, request};
+use super::{ClusterSecret, MAX_APPEND_BYTES, connect, request};
 use crate::codec;
 use crate::stage::{Stage, stage_timing};
 use crate::tls::TransportTls;
 use crate::types::{NodeId, TypeConfig};
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -74,11 +75,51 @@ fn unreachable<E: std::error::Error>(reason: String) -> RPCError<NodeId, BasicNo
     RPCError::Unreachable(Unreachable::new(&AnyError::error(reason)))
 }
 
+/// openraft retries a `PayloadTooLarge` append at once with at most `entries` entries (for the
+/// next ten calls to this peer).
+fn too_large<E: std::error::Error>(
+    entries: usize,
+    reason: String,
+) -> RPCError<NodeId, BasicNode, E> {
+    let hint = u64::try_from(entries.max(1)).unwrap_or(u64::MAX);
+    RPCError::PayloadTooLarge(
+        PayloadTooLarge::new_entries_hint(hint).with_source_error(&AnyError::error(reason)),
+    )
+}
+
+/// Encoded bytes of an append-entries request besides its entries (vote, previous log ID,
+/// commit index, lengths): an upper bound.
+const APPEND_OVERHEAD_BYTES: usize = 128;
+
+/// How many of `rpc`'s first entries fit into `budget` encoded bytes (at least one), and the
+/// encoded size of the whole request (an upper bound, counted without encoding).
+fn entries_within(rpc: &AppendEntriesRequest<TypeConfig>, budget: usize) -> (usize, usize) {
+    let mut total = APPEND_OVERHEAD_BYTES;
+    let mut fit = None;
+    for (i, e) in rpc.entries.iter().enumerate() {
+        total =
+            total.saturating_add(postcard::experimental::serialized_size(e).unwrap_or(usize::MAX));
+        if total > budget && fit.is_none() {
+            fit = Some(i.max(1));
+        }
+    }
+    (fit.unwrap_or(rpc.entries.len()), total)
+}
+
+/// An append carrying more than this many bytes that does not finish within openraft's soft
+/// deadline is taken as too large for the deadline (halved), not as a slow peer.
+const SLOW_APPEND_MIN_BYTES: usize = 1024 * 1024;
+
 impl PeerClient {
+    /// `entries` is the number of log entries the request carries (appends only): a call that
+    /// fails for its size, or runs out of time with a large payload, is reported as
+    /// `PayloadTooLarge` with half as many, so openraft splits the batch instead of retrying it
+    /// unchanged for ever.
     async fn call<Req, Resp, E>(
         &mut self,
         method: Method,
         req: &Req,
+        entries: usize,
         option: &RPCOption,
     ) -> CallResult<Resp, E>
     where
@@ -99,6 +140,29 @@ impl PeerClient {
         let request = request(&self.secret, payload, deadline);
         let started = std::time::Instant::now();
         let res = match method {
+            Method::Append if entries > 1 && bytes > SLOW_APPEND_MIN_BYTES => {
+                // openraft cuts the call off at `hard_ttl` and then resends the same batch: stop
+                // a little earlier and ask for a smaller one.
+                match tokio::time::timeout(option.soft_ttl(), client.append_entries(request)).await
+                {
+                    Ok(r) => r,
+                    Err(_) => {
+                        tracing::debug!(
+                            target = self.target,
+                            entries,
+                            bytes,
+                            "append-entries call ran out of time: splitting the batch"
+                        );
+                        return Err(too_large(
+                            entries / 2,
+                            format!(
+                                "{entries} entries ({bytes} bytes) did not arrive in {:?}",
+                                option.soft_ttl()
+                            ),
+                        ));
+                    }
+                }
+            }
             Method::Append => client.append_entries(request).await,
             Method::Vote => client.vote(request).await,
             Method::Snapshot => client.install_snapshot(request).await,
@@ -109,6 +173,16 @@ impl PeerClient {
             stage_timing(Stage::AppendRoundTrip, started.elapsed(), || target, bytes);
         }
         let reply = match res {
+            Err(status) if entries > 1 && is_size_failure(status.code()) => {
+                tracing::warn!(
+                    target = self.target,
+                    entries,
+                    bytes,
+                    status = %status,
+                    "append-entries call refused for its size: splitting the batch"
+                );
+                return Err(too_large(entries / 2, status.to_string()));
+            }
             Err(status) => return Err(self.failed(&status, started.elapsed(), deadline)),
             Ok(r) => r.into_inner(),
         };
@@ -133,6 +207,15 @@ impl PeerClient {
             Failure::Network => RPCError::Network(NetworkError::new(&AnyError::error(reason))),
         }
     }
+}
+
+/// A gRPC message over a size limit fails with `OutOfRange` (tonic's codec, either side) or
+/// `ResourceExhausted`.
+fn is_size_failure(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+    )
 }
 
 /// How a failed call is reported to openraft.
@@ -168,7 +251,25 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(Method::Append, &rpc, &option).await
+        let entries = rpc.entries.len();
+        if entries > 1 {
+            // openraft limits a batch by its number of entries only; one entry may be a few MiB.
+            let (fit, bytes) = entries_within(&rpc, MAX_APPEND_BYTES);
+            if fit < entries {
+                tracing::debug!(
+                    target = self.target,
+                    entries,
+                    bytes,
+                    fit,
+                    "append-entries batch over {MAX_APPEND_BYTES} bytes: splitting it"
+                );
+                return Err(too_large(
+                    fit,
+                    format!("{entries} entries of about {bytes} bytes (limit {MAX_APPEND_BYTES})"),
+                ));
+            }
+        }
+        self.call(Method::Append, &rpc, entries, &option).await
     }
 
     async fn install_snapshot(
@@ -179,7 +280,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.call(Method::Snapshot, &rpc, &option).await
+        self.call(Method::Snapshot, &rpc, 0, &option).await
     }
 
     async fn vote(
@@ -187,13 +288,65 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(Method::Vote, &rpc, &option).await
+        self.call(Method::Vote, &rpc, 0, &option).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(index: u64, payload: usize) -> crate::types::Entry {
+        use crate::state::outbox::{Record, RecordKind};
+        use crate::state::{Command, Request};
+        openraft::Entry {
+            log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: openraft::EntryPayload::Normal(Request {
+                stamped_at_ms: 1,
+                command: Command::Submit {
+                    records: vec![Record {
+                        kind: RecordKind::Alert,
+                        source: "s".into(),
+                        alert_id: index.to_string(),
+                        payload: vec![0u8; payload].into(),
+                    }],
+                },
+            }),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_cut_where_its_encoded_size_passes_the_budget() {
+        let rpc = |entries| AppendEntriesRequest::<TypeConfig> {
+            vote: openraft::Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries,
+        };
+        let mib = 1024 * 1024;
+        // 5 entries of 1 MiB against 3.5 MiB: 3 fit; the total is counted without encoding
+        let r = rpc((1..=5).map(|i| entry(i, mib)).collect());
+        let (fit, total) = entries_within(&r, 7 * mib / 2);
+        assert_eq!(fit, 3);
+        let encoded = crate::codec::encode(&r).unwrap().len();
+        assert!(
+            total >= encoded && total <= encoded + APPEND_OVERHEAD_BYTES,
+            "{total} vs {encoded}"
+        );
+        // a first entry over the budget still goes alone
+        assert_eq!(
+            entries_within(&rpc(vec![entry(1, 2 * mib), entry(2, 1)]), mib).0,
+            1
+        );
+        // everything fits
+        assert_eq!(
+            entries_within(&rpc(vec![entry(1, 10), entry(2, 10)]), mib).0,
+            2
+        );
+        assert!(is_size_failure(tonic::Code::OutOfRange));
+        assert!(is_size_failure(tonic::Code::ResourceExhausted));
+        assert!(!is_size_failure(tonic::Code::DeadlineExceeded));
+    }
 
     #[test]
     fn a_call_cut_off_early_backs_off_and_a_slow_one_is_retried() {

@@ -3,8 +3,12 @@
 //! `RaftNetworkFactory`) and the server side ([`server`], the `RaftService`).
 //!
 //! Every call carries the secret in the `x-siemrelay-cluster-secret` metadata entry; the server
-//! refuses (`UNAUTHENTICATED`, logged and counted) a caller that cannot prove membership. Every
-//! call has a deadline (openraft's per-RPC TTL, or the configured RPC timeout).
+//! refuses (`UNAUTHENTICATED`, logged and counted) a caller that cannot prove membership, on the
+//! headers, before reading the body ([`guard`]), and takes at most a per-method size of body.
+//! Every call has a deadline (openraft's per-RPC TTL, or the configured RPC timeout), and the
+//! server bounds what any peer can make it hold: connections in total and per address, a silent
+//! connection's life ([`listener`]), streams per connection and a request's duration
+//! ([`SERVER_REQUEST_TIMEOUT`], [`MAX_CONCURRENT_STREAMS`]).
 //!
 //! Two modes, chosen per node by [`crate::node::NodeConfig::tls`]:
 //! - without TLS, plain HTTP/2: the secret travels in clear text, so anyone on the path can read
@@ -20,6 +24,8 @@
 
 pub mod auth;
 pub mod client;
+pub mod guard;
+pub mod listener;
 pub mod server;
 
 use crate::codec;
@@ -37,8 +43,20 @@ pub use server::{RaftServer, ServeCalls};
 pub const HTTP2_STREAM_WINDOW: u32 = 8 * 1024 * 1024;
 /// HTTP/2 flow-control window of one connection (client and server).
 pub const HTTP2_CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
+/// Most concurrent HTTP/2 streams (calls) one connection may open to the Raft server.
+pub const MAX_CONCURRENT_STREAMS: u32 = 256;
+/// Longest a call may run on the Raft server, whatever deadline it carries.
+pub const SERVER_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Largest gRPC message accepted or sent (append-entries batches, snapshot chunks).
 pub const MAX_MESSAGE_BYTES: usize = 96 * 1024 * 1024;
+/// Most encoded bytes one append-entries call carries when it has more than one entry. openraft
+/// limits a batch by its number of entries only (`max_entries_per_append`), and one entry (a
+/// client batch) can take about 6 MiB encoded: a larger batch is refused with openraft's
+/// `PayloadTooLarge` and a hint of how many entries fit, and openraft sends fewer at once. A
+/// single entry is always sent (it fits [`MAX_MESSAGE_BYTES`]).
+pub const MAX_APPEND_BYTES: usize = 16 * 1024 * 1024;
+const _: () = assert!(MAX_APPEND_BYTES < MAX_MESSAGE_BYTES);
 
 /// Creates a lazily connecting gRPC client to `addr` (`host:port`): `https` with this node's
 /// certificate when `tls` is given (the peer is verified against the CA and `host`), plain

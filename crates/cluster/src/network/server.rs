@@ -1,6 +1,8 @@
-//! The server side of the Raft transport: admits authenticated calls and hands them to the local
-//! Raft, or, for forwarded and client requests, to the node ([`ServeCalls`]).
+//! The server side of the Raft transport: hands calls that passed [`super::guard`] (secret, size)
+//! and carry a payload format this node reads to the local Raft, or, for forwarded and client
+//! requests, to the node ([`ServeCalls`]).
 
+use super::guard::Guarded;
 use super::{ClusterSecret, MAX_MESSAGE_BYTES};
 use crate::codec;
 use crate::error::ClusterError;
@@ -44,15 +46,25 @@ impl RaftServer {
         }
     }
 
-    /// The tonic service with message-size limits applied.
-    pub fn into_service(self) -> RaftServiceServer<Self> {
-        RaftServiceServer::new(self)
+    /// The tonic service behind the secret check and the per-method size limits.
+    pub fn into_service(self) -> Guarded<RaftServiceServer<Self>> {
+        let (secret, id) = (self.secret.clone(), self.id);
+        let service = RaftServiceServer::new(self)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Guarded::new(service, secret, id)
     }
 }
 
+/// Decodes the payload of a call (already authenticated by [`Guarded`]) in a format this node
+/// reads.
 fn decode_req<T: DeserializeOwned>(req: &RaftRequest) -> Result<T, tonic::Status> {
+    if req.format != u32::from(codec::FORMAT_VERSION) {
+        return Err(tonic::Status::invalid_argument(format!(
+            "unsupported payload format {}",
+            req.format
+        )));
+    }
     codec::decode(&req.payload)
         .map_err(|e| tonic::Status::invalid_argument(format!("payload: {e}")))
 }
@@ -73,7 +85,6 @@ impl RaftService for RaftServer {
         &self,
         req: tonic::Request<RaftRequest>,
     ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
-        self.secret.admit(&req, self.id, "append_entries")?;
         let started = std::time::Instant::now();
         let bytes = req.get_ref().payload.len();
         let rpc: AppendEntriesRequest<TypeConfig> = decode_req(req.get_ref())?;
@@ -88,7 +99,6 @@ impl RaftService for RaftServer {
         &self,
         req: tonic::Request<RaftRequest>,
     ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
-        self.secret.admit(&req, self.id, "vote")?;
         let rpc: VoteRequest<NodeId> = decode_req(req.get_ref())?;
         reply(&self.raft.vote(rpc).await)
     }
@@ -97,7 +107,6 @@ impl RaftService for RaftServer {
         &self,
         req: tonic::Request<RaftRequest>,
     ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
-        self.secret.admit(&req, self.id, "install_snapshot")?;
         let rpc: InstallSnapshotRequest<TypeConfig> = decode_req(req.get_ref())?;
         reply(&self.raft.install_snapshot(rpc).await)
     }
@@ -106,7 +115,6 @@ impl RaftService for RaftServer {
         &self,
         req: tonic::Request<RaftRequest>,
     ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
-        self.secret.admit(&req, self.id, "forward")?;
         let fwd: ForwardRequest = decode_req(req.get_ref())?;
         reply(&self.calls.forwarded(fwd).await)
     }
@@ -115,7 +123,6 @@ impl RaftService for RaftServer {
         &self,
         req: tonic::Request<RaftRequest>,
     ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
-        self.secret.admit(&req, self.id, "client")?;
         let call: ClientRequest = decode_req(req.get_ref())?;
         match self.calls.client(call).await {
             Ok(r) => reply::<ClientReply, ()>(&Ok(r)),

@@ -17,6 +17,13 @@ pub const MAX_BATCH_RECORDS: usize = 4_096;
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Longest source name and alert ID, in bytes.
 pub const MAX_KEY_PART_BYTES: usize = 256;
+/// Furthest one entry can move the replicated clock forward, in ms. A leader whose wall clock
+/// jumped ahead can only move it this far per entry it proposes; a clock that lags after an idle
+/// time catches up within a few entries.
+pub const MAX_CLOCK_STEP_MS: u64 = 60_000;
+/// A held-back leader stamp further ahead than this is logged as a warning (shorter gaps, the
+/// usual sign of an idle cluster, at debug level).
+const CLOCK_WARN_AHEAD_MS: u64 = 3_600_000;
 
 /// A role of a user of the admin API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +231,9 @@ pub struct ClusterState {
     users: BTreeMap<String, User>,
     retired_nodes: BTreeSet<u64>,
     clock_ms: u64,
+    /// The last entry's stamp was held back by [`MAX_CLOCK_STEP_MS`] (only for logging once
+    /// per run of such entries; not replicated).
+    clock_held_back: bool,
 }
 
 impl Default for ClusterState {
@@ -244,6 +254,7 @@ impl ClusterState {
             users: BTreeMap::new(),
             retired_nodes: BTreeSet::new(),
             clock_ms: 0,
+            clock_held_back: false,
         }
     }
 
@@ -289,9 +300,7 @@ impl ClusterState {
     /// Applies one request. Deterministic: the same sequence of requests gives the same state
     /// and responses on every node.
     pub fn apply(&mut self, req: &Request) -> Response {
-        // Leader clocks may differ after a leader change: never let replicated time go back.
-        self.clock_ms = self.clock_ms.max(req.stamped_at_ms);
-        let now = self.clock_ms;
+        let now = self.advance_clock(req.stamped_at_ms);
         match &req.command {
             Command::Submit { records } => self.submit(records.clone(), now),
             Command::UpdateSettings {
@@ -356,8 +365,7 @@ impl ClusterState {
     pub fn apply_owned(&mut self, req: Request) -> Response {
         match req.command {
             Command::Submit { records } => {
-                self.clock_ms = self.clock_ms.max(req.stamped_at_ms);
-                let now = self.clock_ms;
+                let now = self.advance_clock(req.stamped_at_ms);
                 self.submit(records, now)
             }
             command => self.apply(&Request {
@@ -365,6 +373,48 @@ impl ClusterState {
                 command,
             }),
         }
+    }
+
+    /// Moves the replicated clock towards a leader's stamp and returns it. Leader clocks may
+    /// differ after a leader change: replicated time never goes back. Nor does one entry move it
+    /// forward by more than [`MAX_CLOCK_STEP_MS`] (the first stamp aside): a leader whose wall
+    /// clock jumped a day ahead would otherwise expire the whole dedup index at once, and keep
+    /// the clock a day ahead for good.
+    fn advance_clock(&mut self, stamped_at_ms: u64) -> u64 {
+        let ahead = stamped_at_ms.saturating_sub(self.clock_ms);
+        if self.clock_ms == 0 || ahead <= MAX_CLOCK_STEP_MS {
+            if self.clock_held_back && self.clock_ms != 0 {
+                tracing::info!(
+                    clock_ms = stamped_at_ms.max(self.clock_ms),
+                    "replicated clock caught up with the leader's stamps"
+                );
+            }
+            self.clock_held_back = false;
+            self.clock_ms = self.clock_ms.max(stamped_at_ms);
+            return self.clock_ms;
+        }
+        if !self.clock_held_back {
+            if ahead > CLOCK_WARN_AHEAD_MS {
+                tracing::warn!(
+                    clock_ms = self.clock_ms,
+                    stamped_at_ms,
+                    ahead_ms = ahead,
+                    step_ms = MAX_CLOCK_STEP_MS,
+                    "leader's wall clock is far ahead of the replicated clock (clock jump?): \
+                     the replicated clock advances by at most one step per entry"
+                );
+            } else {
+                tracing::debug!(
+                    clock_ms = self.clock_ms,
+                    stamped_at_ms,
+                    ahead_ms = ahead,
+                    "replicated clock advances by at most one step per entry"
+                );
+            }
+        }
+        self.clock_held_back = true;
+        self.clock_ms += MAX_CLOCK_STEP_MS;
+        self.clock_ms
     }
 
     fn submit(&mut self, records: Vec<Record>, now: u64) -> Response {
@@ -436,6 +486,7 @@ impl ClusterState {
             users: image.users,
             retired_nodes: image.retired_nodes,
             clock_ms: image.clock_ms,
+            clock_held_back: false,
         }
     }
 

@@ -275,3 +275,59 @@ fn random_sequences_are_deterministic() {
         crate::codec::encode(&b.to_image()).unwrap()
     );
 }
+
+#[test]
+fn a_leader_clock_a_day_ahead_moves_the_replicated_clock_by_a_bounded_step() {
+    let day = 24 * 3600 * 1000;
+    let limits = ClusterLimits {
+        dedup: DedupWindow {
+            retention_ms: day,
+            max_keys: 1_000,
+        },
+        outbox: OutboxLimits::default(),
+    };
+    let t0 = 1_700_000_000_000;
+    let mut s = ClusterState::new(limits);
+    // A day of keys, one every ten minutes.
+    for i in 0..144u64 {
+        submit(&mut s, t0 + i * 600_000, vec![alert("a", &i.to_string())]);
+    }
+    let honest = s.clock_ms();
+    assert_eq!(s.dedup().len(), 144);
+    // A leader whose wall clock jumped a day ahead proposes one entry.
+    submit(&mut s, honest + day + 1, vec![alert("b", "1")]);
+    assert!(
+        s.clock_ms() <= honest + MAX_CLOCK_STEP_MS,
+        "one entry moved the clock by {} ms",
+        s.clock_ms() - honest
+    );
+    // Keys older than the step stay remembered: the index was not emptied at once.
+    assert!(s.dedup().len() >= 144, "index has {} keys", s.dedup().len());
+    assert_eq!(
+        accepted(&submit(&mut s, honest + day + 2, vec![alert("a", "1000")])),
+        vec![Some(146)]
+    );
+    assert_eq!(
+        accepted(&submit(&mut s, honest + 1, vec![alert("a", "143")])),
+        vec![None]
+    );
+    // An honest leader takes over: its entries move the clock by their own (small) steps.
+    let before = s.clock_ms();
+    submit(&mut s, honest + 500, vec![alert("c", "1")]);
+    assert_eq!(s.clock_ms(), before, "the clock went back or jumped");
+    // Both ways of applying agree.
+    let mut t = ClusterState::new(limits);
+    t.apply_owned(Request {
+        stamped_at_ms: t0,
+        command: Command::Submit {
+            records: vec![alert("a", "0")],
+        },
+    });
+    t.apply_owned(Request {
+        stamped_at_ms: t0 + day,
+        command: Command::Submit {
+            records: vec![alert("a", "1")],
+        },
+    });
+    assert_eq!(t.clock_ms(), t0 + MAX_CLOCK_STEP_MS);
+}

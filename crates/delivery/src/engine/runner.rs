@@ -55,6 +55,9 @@ pub(super) struct Runner {
     last_publish: Instant,
     /// The engine handle was dropped.
     control_closed: bool,
+    /// When the resolver was last asked to resolve at once because every address was down;
+    /// `None` while some address is up.
+    all_down_resolved_at: Option<Instant>,
 }
 
 impl Runner {
@@ -83,6 +86,7 @@ impl Runner {
             stop: None,
             last_publish: Instant::now(),
             control_closed: false,
+            all_down_resolved_at: None,
         }
     }
 
@@ -94,6 +98,9 @@ impl Runner {
             }
             match self.pool.pick(Instant::now()) {
                 Pick::Use(addr) => {
+                    if !self.pool.all_down() {
+                        self.all_down_resolved_at = None;
+                    }
                     self.publish_status(None, false);
                     match self.run_connection(addr).await {
                         Ok(ConnEnd::Stopped) => break,
@@ -108,7 +115,7 @@ impl Runner {
                     }
                 }
                 Pick::AllDown { retry_at } => {
-                    self.resolver.now.notify_one();
+                    self.resolve_while_all_down(Instant::now());
                     self.wait_idle(Some(retry_at)).await;
                 }
                 Pick::Empty => {
@@ -152,6 +159,7 @@ impl Runner {
                 self.tls = tls;
                 self.resolver = resolver;
                 self.pool = AddressPool::new(config.pool.clone(), self.pool_seed());
+                self.all_down_resolved_at = None;
                 self.window.set_limits(WindowLimits::from_config(&config));
                 self.config = config;
             }
@@ -187,9 +195,23 @@ impl Runner {
         self.last_failure = Some((addr, reason.clone(), now, self.window.len()));
         self.last_error = Some(reason);
         if self.pool.all_down() {
-            self.resolver.now.notify_one();
+            self.resolve_while_all_down(now);
         }
         self.publish_status(None, false);
+    }
+
+    /// Every address is down: asks the resolver for a fresh answer on entry into this state,
+    /// then at most once per `ttl_min`. Each failed probe and each new answer (the same one,
+    /// often) lands here again; asking every time would query the DNS server in a tight loop
+    /// until a backoff ends.
+    fn resolve_while_all_down(&mut self, now: Instant) {
+        let due = self
+            .all_down_resolved_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= self.config.ttl_min);
+        if due {
+            self.all_down_resolved_at = Some(now);
+            self.resolver.now.notify_one();
+        }
     }
 
     /// Waits (not connected) until `until`, a new resolution, a control message, or the stop
