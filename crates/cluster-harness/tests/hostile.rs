@@ -74,6 +74,7 @@ fn batch(n: u64) -> Vec<Record> {
             source: "legit".into(),
             alert_id: format!("{n}-{i}"),
             payload: vec![b'a'; 1000].into(),
+            received_at_ms: 0,
         })
         .collect()
 }

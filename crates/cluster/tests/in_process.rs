@@ -504,6 +504,7 @@ fn maximal_batch(n: usize) -> Vec<Record> {
                 source: pad(format!("sensor-{n}")),
                 alert_id: pad(format!("alert-{n}-{i}")),
                 payload: payload.clone(),
+                received_at_ms: u64::MAX,
             }
         })
         .collect()

@@ -131,6 +131,7 @@ fn alert(id: &str) -> Record {
         source: "pl".into(),
         alert_id: id.into(),
         payload: vec![b'p'; 200].into(),
+        received_at_ms: 0,
     }
 }
 

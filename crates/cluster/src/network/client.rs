@@ -309,6 +309,7 @@ mod tests {
                         source: "s".into(),
                         alert_id: index.to_string(),
                         payload: vec![0u8; payload].into(),
+                        received_at_ms: 0,
                     }],
                 },
             }),

@@ -200,6 +200,7 @@ mod tests {
                 source: "s".repeat(MAX_KEY_PART_BYTES),
                 alert_id: format!("{i:0>width$}", width = MAX_KEY_PART_BYTES),
                 payload: payload.clone(),
+                received_at_ms: u64::MAX,
             })
             .collect();
         let forward = crate::messages::ForwardRequest::Write(crate::state::Command::Submit {
