@@ -63,7 +63,7 @@ host = "127.0.0.1"
 port = $sink_port
 host_id = "bench"
 TOML
-  RUST_LOG=warn "$relay_bin" serve --config "$work/n$id.toml" 2> "$work/n$id.log" &
+  RUST_LOG=${RUST_LOG:-warn} "$relay_bin" serve --config "$work/n$id.toml" 2> "$work/n$id.log" &
   pids+=($!); node_pids+=($!)
 done
 endpoint="127.0.0.1:${api[1]},127.0.0.1:${api[2]},127.0.0.1:${api[3]}"
@@ -94,8 +94,15 @@ tail -1 "$work/sink.jsonl"
 cat "$work/vmstat.txt"
 python3 -c "import sys; n=int(sys.argv[1]); t=float(sys.argv[3])-float(sys.argv[2]); print(f'received by the sink: {n} alerts in {t:.1f} s = {n/t:.0f} alerts/s')" "$got" "$t_start" "$t_done"
 hz=$(getconf CLK_TCK)
+python3 -c 'import json,sys; l=json.load(open(sys.argv[1]))["latency_ms"]; print("submit-to-commit latency ms: " + " ".join(f"{k} {v:.1f}" for k, v in l.items()))' "$work/load.json" 2>/dev/null || true
+id=0
 for p in "${node_pids[@]}"; do
+  id=$((id + 1))
   rss=$(awk '/VmRSS/{print $2}' "/proc/$p/status")
   cpu=$(( $(cpu_ticks "$p") - ${cpu0[$p]} ))
-  echo "node pid $p: RSS $((rss / 1024)) MiB, CPU $(python3 -c "print(round($cpu/$hz,1))") s during the run"
+  # Append-entries calls that missed openraft's deadline (the heartbeat interval) and were sent
+  # again, and log group commits (fsync) slower than 50 ms, from the node's warnings.
+  timeouts=$(grep -c 'error replication to target=.*Timeout expired' "$work/n$id.log" || true)
+  slow=$(grep -c 'slow raft log commit' "$work/n$id.log" || true)
+  echo "node $id pid $p: RSS $((rss / 1024)) MiB, CPU $(python3 -c "print(round($cpu/$hz,1))") s during the run, $(python3 -c "print(round($cpu/$hz/max($got,1)*1e5,2))") CPU-s per 100k alerts, append timeouts $timeouts, slow fsyncs $slow"
 done
