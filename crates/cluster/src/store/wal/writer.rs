@@ -44,12 +44,12 @@ pub(crate) enum WriteOp {
 const WRITER_QUEUE: usize = 1024;
 /// Flushed entries kept in memory for readers: at least this many of the most recent ones...
 const RECENT_KEPT: usize = 32;
-/// ...and more while they hold at most this many bytes of records (about a second of log at the
-/// target rate). Replication to a follower that is a few groups behind, and the state machine's
+/// ...and more while they hold at most this many bytes of records (over half a second of log at
+/// the target rate). Replication to a follower that is a few groups behind, and the state machine's
 /// apply, read entries right after they are flushed; an entry dropped from memory too early is
 /// read back from its segment and decoded again, which cost the leader about a tenth of its CPU
 /// under a saturating load.
-const RECENT_BYTES: u64 = 64 * 1024 * 1024;
+const RECENT_BYTES: u64 = 32 * 1024 * 1024;
 /// Most appends group-committed in one write.
 const MAX_GROUP: usize = 64;
 /// A group commit at least this slow is logged (it holds back every append queued behind it).
