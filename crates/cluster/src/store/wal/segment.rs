@@ -5,7 +5,7 @@
 //! when a segment starts, so appends overwrite allocated blocks and `fdatasync` has no
 //! file-system metadata to commit (no size change, no allocation). Under CPU contention on this
 //! VM that cut the latency p99 several times. A segment started without a spare grows as it is
-//! written and is sealed early, at [`GROWING_SEGMENT_BYTES`].
+//! written and is sealed early: at [`GROWING_SEGMENT_BYTES`], or as soon as a spare is ready.
 
 use crate::store::error::{FileOp, StoreError};
 use std::fs::{File, OpenOptions};
