@@ -207,14 +207,14 @@ impl Wal {
             return Ok(());
         }
         let spare = spare.or_else(|| self.spares.take());
-        self.start_segment(first, spare)
+        self.start_segment(first, spare.as_deref())
     }
 
     /// Starts segment `id`: the `spare` renamed into place, or a new file that grows.
-    fn start_segment(&mut self, id: u64, spare: Option<PathBuf>) -> Result<(), StoreError> {
+    fn start_segment(&mut self, id: u64, spare: Option<&Path>) -> Result<(), StoreError> {
         let path = segment_path(&self.dir, id);
         let limit = segment_limit(spare.is_some(), self.segment_bytes);
-        let file = Arc::new(create_segment(&path, spare.as_deref())?);
+        let file = Arc::new(create_segment(&path, spare)?);
         self.spares.prepare();
         sync_dir(&self.dir)?;
         self.index
