@@ -109,6 +109,7 @@ run_load() {
   tail -1 "$sink_out"
   wait "$vm" 2>/dev/null || true
   cat "$work/vmstat-$label.txt"
+  received_count=$got
   received_per_s=$(python3 -c "import sys; n=int(sys.argv[1]); t=float(sys.argv[3])-float(sys.argv[2]); print(round(n/t))" "$got" "$t_start" "$t_done")
   python3 -c "import sys; t=float(sys.argv[3])-float(sys.argv[2]); print(f'received by the sink ({sys.argv[4]}): {sys.argv[1]} unique alerts in {t:.1f} s = {sys.argv[5]} alerts/s')" "$got" "$t_start" "$t_done" "$label" "$received_per_s"
   if [ "$got" -lt "$n" ]; then echo "!! the sink has $got of $n alerts after 300 s"; fi
@@ -140,7 +141,7 @@ TOML
   if [ "$ingest" = syslog ]; then
     printf '[syslog]\ntcp = "127.0.0.1:%s"\n' "${syslog[$id]}" >> "$work/n$id.toml"
   fi
-  RUST_LOG=warn "$relay_bin" serve --config "$work/n$id.toml" 2> "$work/n$id.log" &
+  RUST_LOG=${RUST_LOG:-warn} "$relay_bin" serve --config "$work/n$id.toml" 2> "$work/n$id.log" &
   pids+=($!); node_pids+=($!)
 done
 endpoint="127.0.0.1:${api[1]},127.0.0.1:${api[2]},127.0.0.1:${api[3]}"
@@ -159,7 +160,7 @@ if [ "$ingest" = syslog ]; then
 else
   run_load siem-relay "$endpoint"
 fi
-relay_per_s=$received_per_s
+relay_per_s=$received_per_s relay_received=$received_count
 # The leader is the node whose histogram counted records (warm-up alert included).
 for id in 1 2 3; do
   curl -s "http://127.0.0.1:${prom[$id]}/metrics" | python3 -c '
@@ -182,10 +183,17 @@ if count > 0:
 ' "$id"
 done
 hz=$(getconf CLK_TCK)
+python3 -c 'import json,sys; l=json.load(open(sys.argv[1]))["latency_ms"]; print("submit-to-commit latency ms: " + " ".join(f"{k} {v:.1f}" for k, v in l.items()))' "$work/load-siem-relay.json" 2>/dev/null || true
+id=0
 for p in "${node_pids[@]}"; do
+  id=$((id + 1))
   rss=$(awk '/VmRSS/{print $2}' "/proc/$p/status")
   cpu=$(( $(cpu_ticks "$p") - ${cpu0[$p]} ))
-  echo "node pid $p: RSS $((rss / 1024)) MiB, CPU $(python3 -c "print(round($cpu/$hz,1))") s during the run"
+  # Append-entries calls that missed openraft's deadline (the heartbeat interval) and were sent
+  # again, and log group commits (fsync) slower than 50 ms, from the node's warnings.
+  timeouts=$(grep -c 'error replication to target=.*Timeout expired' "$work/n$id.log" || true)
+  slow=$(grep -c 'slow raft log commit' "$work/n$id.log" || true)
+  echo "node $id pid $p: RSS $((rss / 1024)) MiB, CPU $(python3 -c "print(round($cpu/$hz,1))") s during the run, $(python3 -c "print(round($cpu/$hz/max($relay_received,1)*1e5,2))") CPU-s per 100k alerts, append timeouts $timeouts, slow fsyncs $slow"
 done
 [ -n "$peer" ] || exit 0
 

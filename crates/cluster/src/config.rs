@@ -26,7 +26,11 @@ pub struct TimingConfig {
     pub snapshot_every_entries: u64,
     /// Keep this many applied entries in the log after a snapshot (for lagging followers).
     pub keep_entries_after_snapshot: u64,
-    /// Most entries sent in one append-entries call.
+    /// Most entries sent in one append-entries call. openraft 0.9 gives every append-entries call
+    /// `heartbeat_ms` to complete (send, the follower's append and fsync, reply) and sends the
+    /// whole call again when it does not: with client batches of up to 4 MiB, 16 entries per call
+    /// (several MiB) missed that deadline about four times a second under a saturating load and
+    /// kept missing it while a follower caught up, so calls are kept small.
     pub max_entries_per_append: u64,
     /// Purge the log once at least this many entries can go.
     pub purge_batch_entries: u64,
@@ -41,7 +45,7 @@ impl Default for TimingConfig {
             rpc_timeout_ms: 1000,
             snapshot_every_entries: 5_000,
             keep_entries_after_snapshot: 1_000,
-            max_entries_per_append: 16,
+            max_entries_per_append: 4,
             purge_batch_entries: 64,
         }
     }

@@ -521,6 +521,9 @@ async fn a_follower_catches_up_through_maximal_entries() {
         election_timeout_max_ms: 1_500,
         snapshot_every_entries: 1_000,
         keep_entries_after_snapshot: 1_000,
+        // More than the default (4): 16 maximal entries exceed the transport's message limit,
+        // so the batch must be cut by size, not by count.
+        max_entries_per_append: 16,
         ..TimingConfig::default()
     };
     let f = Fixture::three_with(timing.clone()).await;

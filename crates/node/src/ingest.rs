@@ -29,9 +29,59 @@ impl IngestService {
     }
 }
 
+/// An alert refused by [`to_record`]: its ID and what is wrong (naming the field or key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidAlert {
+    /// The alert's ID as submitted.
+    pub alert_id: String,
+    /// What is wrong, naming the field or key.
+    pub reason: String,
+}
+
 /// Checks one alert and turns it into an outbox record, or says what is wrong (naming the field
-/// or key).
-pub fn to_record(alert: &pb::Alert) -> Result<Record, String> {
+/// or key). Takes the alert by value: its strings move into the record, none is copied.
+pub fn to_record(alert: pb::Alert) -> Result<Record, InvalidAlert> {
+    match check(&alert) {
+        Ok(importance) => {
+            let pb::Alert {
+                alert_id,
+                r#type,
+                time_ms,
+                pairs,
+                source,
+                ..
+            } = alert;
+            let payload = AlertPayload {
+                type_token: r#type,
+                importance,
+                time_ms,
+                pairs: pairs.into_iter().map(|p| (p.key, p.value)).collect(),
+            };
+            // The same build the leader runs at delivery: what passes here encodes there.
+            let checked = build_alert(&payload, &alert_id, "check")
+                .map_err(|e| e.to_string())
+                .and_then(|_| payload.encode().map_err(|e| e.to_string()));
+            match checked {
+                Ok(payload) => Ok(Record {
+                    kind: RecordKind::Alert,
+                    source,
+                    alert_id,
+                    payload,
+                    // Set by the service, which reads the clock.
+                    received_at_ms: 0,
+                }),
+                Err(reason) => Err(InvalidAlert { alert_id, reason }),
+            }
+        }
+        Err(reason) => Err(InvalidAlert {
+            alert_id: alert.alert_id,
+            reason,
+        }),
+    }
+}
+
+/// The checks of one alert's fields made before its catalogue build; returns its importance.
+fn check(alert: &pb::Alert) -> Result<Importance, String> {
     let part = |name: &str, v: &str| {
         if v.is_empty() || v.len() > MAX_KEY_PART_BYTES {
             Err(format!("`{name}` must be 1..={MAX_KEY_PART_BYTES} bytes"))
@@ -57,26 +107,7 @@ pub fn to_record(alert: &pb::Alert) -> Result<Record, String> {
             p.key
         ));
     }
-    let payload = AlertPayload {
-        type_token: alert.r#type.clone(),
-        importance,
-        time_ms: alert.time_ms,
-        pairs: alert
-            .pairs
-            .iter()
-            .map(|p| (p.key.clone(), p.value.clone()))
-            .collect(),
-    };
-    // The same build the leader runs at delivery: what passes here encodes there.
-    build_alert(&payload, &alert.alert_id, "check").map_err(|e| e.to_string())?;
-    Ok(Record {
-        kind: RecordKind::Alert,
-        source: alert.source.clone(),
-        alert_id: alert.alert_id.clone(),
-        payload: payload.encode().map_err(|e| e.to_string())?,
-        // Set by the service, which reads the clock.
-        received_at_ms: 0,
-    })
+    Ok(importance)
 }
 
 fn outcome(o: SubmitOutcome) -> pb::alert_result::Outcome {
@@ -103,17 +134,16 @@ impl Ingest for IngestService {
         }
         let mut results: Vec<Option<pb::alert_result::Outcome>> = Vec::with_capacity(alerts.len());
         let mut records = Vec::with_capacity(alerts.len());
-        for (i, a) in alerts.iter().enumerate() {
+        for (i, a) in alerts.into_iter().enumerate() {
             match to_record(a) {
                 Ok(mut r) => {
                     r.received_at_ms = received_at_ms;
                     records.push(r);
                     results.push(None);
                 }
-                Err(reason) => results.push(Some(pb::alert_result::Outcome::Invalid(format!(
-                    "alert {i} ({}): {reason}",
-                    a.alert_id
-                )))),
+                Err(InvalidAlert { alert_id, reason }) => results.push(Some(
+                    pb::alert_result::Outcome::Invalid(format!("alert {i} ({alert_id}): {reason}")),
+                )),
             }
         }
         let invalid = results.iter().filter(|r| r.is_some()).count() as u64;
@@ -174,7 +204,7 @@ mod tests {
 
     #[test]
     fn a_valid_alert_becomes_an_alert_record_with_its_values() {
-        let r = to_record(&alert(&[("request", "http://x.test/"), ("cs1", "v")])).unwrap();
+        let r = to_record(alert(&[("request", "http://x.test/"), ("cs1", "v")])).unwrap();
         assert_eq!(r.kind, RecordKind::Alert);
         assert_eq!(
             (r.source.as_str(), r.alert_id.as_str()),
@@ -187,18 +217,25 @@ mod tests {
 
     #[test]
     fn refusals_name_the_field_or_key() {
-        let e = to_record(&alert(&[("foo", "x")])).unwrap_err();
+        let reason = |a: pb::Alert| to_record(a).unwrap_err().reason;
+        let e = reason(alert(&[("foo", "x")]));
         assert!(e.contains("`foo`"), "{e}");
-        let e = to_record(&alert(&[("rt", "x")])).unwrap_err();
+        let e = reason(alert(&[("rt", "x")]));
         assert!(e.contains("`rt`"), "{e}");
         let mut a = alert(&[]);
         a.r#type = "nosuch".into();
-        assert!(to_record(&a).unwrap_err().contains("nosuch"));
+        assert!(reason(a).contains("nosuch"));
         let mut a = alert(&[]);
         a.importance = 0;
-        assert!(to_record(&a).unwrap_err().contains("`importance`"));
+        assert!(reason(a).contains("`importance`"));
         let mut a = alert(&[]);
         a.alert_id.clear();
-        assert!(to_record(&a).unwrap_err().contains("`alert_id`"));
+        assert!(reason(a).contains("`alert_id`"));
+    }
+
+    #[test]
+    fn a_refusal_keeps_the_alert_id() {
+        let e = to_record(alert(&[("foo", "x")])).unwrap_err();
+        assert_eq!(e.alert_id, "a-1");
     }
 }

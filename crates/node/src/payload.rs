@@ -117,7 +117,10 @@ pub enum PayloadError {
 impl AlertPayload {
     /// The payload bytes: [`ALERT_V1`], then postcard.
     pub fn encode(&self) -> Result<bytes::Bytes, PayloadError> {
-        let mut out = vec![ALERT_V1];
+        // Sized up front (a few bytes of lengths per string over), so the buffer never grows.
+        let strings: usize = self.pairs.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+        let mut out = Vec::with_capacity(24 + self.type_token.len() + strings);
+        out.push(ALERT_V1);
         out = postcard::to_extend(self, out)?;
         Ok(out.into())
     }

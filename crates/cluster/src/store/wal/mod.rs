@@ -207,8 +207,22 @@ impl Wal {
     }
 
     /// Starts a new segment at `first` unless the active one takes it.
+    ///
+    /// A segment that grows as it is written (no spare was ready when it started) is left as soon
+    /// as a spare is ready, not only at its limit: its every `fdatasync` commits file-system
+    /// metadata, which on a disk shared by the nodes took up to ~200 ms in the first second of
+    /// load after a start, longer than openraft's append-entries deadline.
     fn roll_if_needed(&mut self, first: u64) -> Result<(), StoreError> {
-        if self.active.as_ref().is_some_and(|a| a.takes(first)) {
+        let segment_bytes = self.segment_bytes;
+        let (takes, growing) = self.active.as_ref().map_or((false, false), |a| {
+            (a.takes(first), a.len > 0 && a.limit < segment_bytes)
+        });
+        let spare = if takes && growing {
+            self.spares.take()
+        } else {
+            None
+        };
+        if takes && spare.is_none() {
             return Ok(());
         }
         // The outgoing segment is sealed: a hint written to it without a sync is made durable
@@ -221,15 +235,15 @@ impl Wal {
                 .map_err(|e| StoreError::io(FileOp::Sync, &a.path, e))?;
         }
         self.hint_unsynced = false;
-        self.start_segment(first)
+        let spare = spare.or_else(|| self.spares.take());
+        self.start_segment(first, spare.as_deref())
     }
 
-    /// Starts segment `id`: a ready spare renamed into place, or a new file that grows.
-    fn start_segment(&mut self, id: u64) -> Result<(), StoreError> {
+    /// Starts segment `id`: the `spare` renamed into place, or a new file that grows.
+    fn start_segment(&mut self, id: u64, spare: Option<&Path>) -> Result<(), StoreError> {
         let path = segment_path(&self.dir, id);
-        let spare = self.spares.take();
         let limit = segment_limit(spare.is_some(), self.segment_bytes);
-        let file = create_segment(&self.fs, &path, spare.as_deref())?;
+        let file = create_segment(&self.fs, &path, spare)?;
         self.spares.prepare();
         sync_dir(&self.fs, &self.dir)?;
         self.index

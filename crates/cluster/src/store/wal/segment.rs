@@ -5,7 +5,7 @@
 //! when a segment starts, so appends overwrite allocated blocks and `fdatasync` has no
 //! file-system metadata to commit (no size change, no allocation). Under CPU contention on this
 //! VM that cut the latency p99 several times. A segment started without a spare grows as it is
-//! written and is sealed early, at [`GROWING_SEGMENT_BYTES`].
+//! written and is sealed early: at [`GROWING_SEGMENT_BYTES`], or as soon as a spare is ready.
 
 use crate::store::error::{FileOp, StoreError};
 use crate::store::fs::{FileRef, FsRef, OpenMode};
@@ -110,22 +110,50 @@ pub(super) fn create_segment(
     open_segment(fs, path)
 }
 
+/// Zero bytes written between two `fdatasync`s while a spare is filled.
+const ZERO_CHUNK: usize = 1 << 20;
+
 /// Writes `bytes` zero bytes to a new file at `path` and syncs it.
+///
+/// The file is synced after every [`ZERO_CHUNK`], not once at the end: nodes sharing a disk (and
+/// this node's own log writer) `fdatasync` their segments meanwhile, and a sync queued behind
+/// 64 MiB of dirty zeroes took hundreds of ms on a shared virtual disk, longer than the leader's
+/// append-entries deadline (the heartbeat interval), so the whole append was sent again. With at
+/// most one chunk of dirty zeroes in flight, a concurrent sync waits for 1 MiB at most.
+///
+/// A spare that cannot be filled (a full disk) is removed, so a failed preallocation does not
+/// keep the space the log itself needs.
 fn zero_file(fs: &FsRef, path: &Path, bytes: u64) -> Result<PathBuf, StoreError> {
+    let started = std::time::Instant::now();
+    let filled = fill_zeroes(fs, path, bytes);
+    if filled.is_err() {
+        let _ = fs.remove_file(path);
+    }
+    filled?;
+    tracing::debug!(
+        took_ms = started.elapsed().as_millis() as u64,
+        bytes,
+        "raft log: spare segment zero-filled"
+    );
+    Ok(path.to_path_buf())
+}
+
+fn fill_zeroes(fs: &FsRef, path: &Path, bytes: u64) -> Result<(), StoreError> {
     let f = fs
         .open(path, OpenMode::Truncate)
         .map_err(|e| StoreError::io(FileOp::Create, path, e))?;
-    let chunk = vec![0u8; 1 << 20];
+    let chunk = vec![0u8; ZERO_CHUNK];
     let mut at = 0u64;
     while at < bytes {
         let n = (bytes - at).min(chunk.len() as u64) as usize;
         f.write_all_at(&chunk[..n], at)
             .map_err(|e| StoreError::io(FileOp::Write, path, e))?;
         at += n as u64;
+        f.sync_data()
+            .map_err(|e| StoreError::io(FileOp::Sync, path, e))?;
     }
     f.sync_all()
-        .map_err(|e| StoreError::io(FileOp::Sync, path, e))?;
-    Ok(path.to_path_buf())
+        .map_err(|e| StoreError::io(FileOp::Sync, path, e))
 }
 
 /// Prepares one zero-filled spare file at a time on a background thread.

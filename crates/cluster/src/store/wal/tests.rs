@@ -302,3 +302,28 @@ fn wal_count(disk: &crate::store::fs::sim::SimDisk) -> usize {
         .filter(|n| n.ends_with(".wal"))
         .count()
 }
+
+#[test]
+fn a_growing_segment_is_left_for_a_spare_as_soon_as_one_is_ready() {
+    // Segments larger than a growing one may get, so the first segment (no spare yet) grows.
+    let segment_bytes = 2 * segment::GROWING_SEGMENT_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open_sized(dir.path(), None, segment_bytes).unwrap();
+    wal.append(&[entry(1, 1)], None).unwrap();
+    let seg1 = segment_path(dir.path(), 1);
+    assert!(std::fs::metadata(&seg1).unwrap().len() < segment::GROWING_SEGMENT_BYTES);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !wal.spares.is_ready() {
+        assert!(std::time::Instant::now() < deadline, "spare never ready");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Far below the growing segment's limit, the next append goes into the zero-filled spare.
+    wal.append(&[entry(1, 2)], None).unwrap();
+    let seg2 = segment_path(dir.path(), 2);
+    assert_eq!(std::fs::metadata(&seg2).unwrap().len(), segment_bytes);
+    assert_eq!(wal.active.as_ref().unwrap().limit, segment_bytes);
+    drop(wal);
+    let (wal, rec) = Wal::open_sized(dir.path(), None, segment_bytes).unwrap();
+    assert_eq!(rec.last_log_id.map(|l| l.index), Some(2));
+    assert_eq!(indexes(&wal.reader(), 0, 10), vec![1, 2]);
+}
