@@ -8,7 +8,9 @@
 //! Shutdown (SIGTERM or Ctrl-C, handed in as a future): stop accepting API calls and finish those
 //! in flight; stop the syslog listener (no new connections or reads) and commit what it was
 //! handed; drain the delivery engine for a bounded time and record what it confirmed; then stop
-//! Raft.
+//! Raft. A Raft core that stops on a fatal error (a storage error: a full or failing disk) stops
+//! the node the same way, and `serve` returns [`ServeError::RaftStopped`] (the process exits
+//! non-zero, so a supervisor restarts it).
 
 use crate::config::NodeConfig;
 use crate::ingest::IngestService;
@@ -17,6 +19,7 @@ use crate::status::{PumpStatus, StatusSource};
 use crate::syslog::{ListenerError, SyslogListener};
 use cluster::network::ClusterSecret;
 use cluster::node::ClusterNode;
+use cluster::types::NodeId;
 use cluster::tls::{TlsFiles, TransportTls};
 use relay_proto::ingest::v1::ingest_server::IngestServer;
 use std::future::Future;
@@ -54,6 +57,10 @@ pub enum ServeError {
     /// The syslog listener could not start.
     #[error(transparent)]
     Syslog(#[from] ListenerError),
+    /// The Raft core stopped on a fatal error (a storage error such as a full or failing disk):
+    /// the node cannot go on and exits non-zero, so that a supervisor restarts it.
+    #[error("the Raft core stopped: {0}")]
+    RaftStopped(String),
 }
 
 /// How long shutdown waits for the syslog listener to hand over and commit what it holds.
@@ -109,6 +116,7 @@ pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Resul
         raft = %node.local_addr(),
         "siem-relay node ready"
     );
+    let fatal: Mutex<Option<String>> = Mutex::new(None);
     let served = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(IngestServer::new(IngestService::new(
@@ -118,7 +126,13 @@ pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Resul
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(api_listener).with_nodelay(Some(true)),
             async {
-                shutdown.await;
+                tokio::select! {
+                    () = shutdown => {}
+                    reason = raft_stopped(node.raft().metrics()) => {
+                        tracing::error!(node = cfg.node_id, %reason, "the Raft core stopped on a fatal error; the node stops");
+                        *fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+                    }
+                }
                 let _ = syslog_stop.send(true);
             },
         )
@@ -149,9 +163,29 @@ pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Resul
         tracing::warn!("delivery did not stop within 10 s");
     }
     let _ = gauges.await;
-    node.shutdown().await?;
+    let fatal = fatal.into_inner().unwrap_or_else(|e| e.into_inner());
+    let stopped = node.shutdown().await;
+    if let Some(reason) = fatal {
+        return Err(ServeError::RaftStopped(reason));
+    }
+    stopped?;
     tracing::info!(node = cfg.node_id, "stopped");
     served.map_err(ServeError::from)
+}
+
+/// Resolves with the reason once the Raft core has stopped on a fatal error (or its metrics are
+/// gone, which only happens when it stopped).
+async fn raft_stopped(
+    mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, openraft::BasicNode>>,
+) -> String {
+    loop {
+        if let Err(fatal) = &metrics.borrow_and_update().running_state {
+            return fatal.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "the Raft core's metrics channel closed".into();
+        }
+    }
 }
 
 async fn start_cluster(cfg: &NodeConfig) -> Result<ClusterNode, ServeError> {

@@ -31,6 +31,7 @@ pub struct RelayNode {
     pub raft: SocketAddr,
     pub config: PathBuf,
     child: Option<Child>,
+    exit: Option<std::process::ExitStatus>,
     log: PathBuf,
 }
 
@@ -52,6 +53,7 @@ impl RelayNode {
             raft,
             config,
             child: Some(child),
+            exit: None,
             log,
         }
     }
@@ -87,6 +89,15 @@ impl RelayNode {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// The exit status, if the process has ended on its own (reaped here).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        if let Some(Ok(Some(st))) = self.child.as_mut().map(Child::try_wait) {
+            self.child = None;
+            self.exit = Some(st);
+        }
+        self.exit
     }
 
     /// What the node logged so far.
