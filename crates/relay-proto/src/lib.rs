@@ -21,3 +21,16 @@ pub mod ingest {
         tonic::include_proto!("siemrelay.ingest.v1");
     }
 }
+
+/// The admin API (`proto/admin.proto`, package `siemrelay.admin.v1`).
+pub mod admin {
+    /// Version 1 of the admin API.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("siemrelay.admin.v1");
+    }
+}
+
+/// The encoded `FileDescriptorSet` of every `.proto` file, for the gRPC reflection service.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/siemrelay_descriptor.bin"));
