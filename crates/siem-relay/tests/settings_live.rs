@@ -3,7 +3,7 @@
 //! heartbeats go on while alerts are switched off.
 //!
 //! The settings are changed through the Raft service's `Client` call with the cluster secret (the
-//! stand-in until the admin API of the management issue exists).
+//! stand-in until the admin API of the management issue exists; this test is its last user).
 
 // Test helpers may unwrap: a panic is a test failure with a location.
 #![allow(clippy::unwrap_used)]
@@ -13,32 +13,52 @@ mod common;
 use cluster::messages::{ClientReply, ClientRequest};
 use cluster::network::ClusterSecret;
 use cluster::settings::{SiemProtocol, SiemSettings};
-use cluster_harness::RemoteNode;
 use common::{Cluster, SECRET, WAIT, alert, event_id, submit};
+use relay_proto::raft::v1::raft_service_client::RaftServiceClient;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use testkit::{Dnsmasq, Receiver, Rsyslog, TestPki};
+use tonic::transport::Channel;
 
-async fn change(raft: &RemoteNode, f: impl FnOnce(&mut SiemSettings)) -> u64 {
+/// The `Client` call of one node's Raft service, with the cluster secret.
+struct RaftClientCall {
+    client: RaftServiceClient<Channel>,
+    secret: ClusterSecret,
+}
+
+impl RaftClientCall {
+    fn new(addr: &str) -> Self {
+        Self {
+            client: cluster::network::connect(addr, Duration::from_secs(2), None).unwrap(),
+            secret: ClusterSecret::new(SECRET).unwrap(),
+        }
+    }
+
+    async fn call(&self, req: &ClientRequest) -> ClientReply {
+        let payload = cluster::codec::encode(req).unwrap();
+        let request = cluster::network::request(&self.secret, payload, WAIT);
+        let reply = self.client.clone().client(request).await.unwrap();
+        let answer: Result<ClientReply, ()> =
+            cluster::codec::decode_result(&reply.get_ref().payload).unwrap();
+        answer.unwrap()
+    }
+}
+
+async fn change(raft: &RaftClientCall, f: impl FnOnce(&mut SiemSettings)) -> u64 {
     let (mut s, rev) = match raft
-        .call(&ClientRequest::ReadSettings { linearizable: true }, WAIT)
+        .call(&ClientRequest::ReadSettings { linearizable: true })
         .await
-        .unwrap()
     {
         ClientReply::Settings(s, r) => (s, r),
         other => panic!("{other:?}"),
     };
     f(&mut s);
     match raft
-        .call(
-            &ClientRequest::UpdateSettings {
-                expected_revision: Some(rev),
-                settings: s,
-            },
-            WAIT,
-        )
+        .call(&ClientRequest::UpdateSettings {
+            expected_revision: Some(rev),
+            settings: s,
+        })
         .await
-        .unwrap()
     {
         ClientReply::SettingsUpdated(r) => r,
         other => panic!("{other:?}"),
@@ -113,12 +133,7 @@ async fn the_leader_follows_host_protocol_tls_and_switch_changes_without_a_resta
     );
     let cluster = Cluster::start(3, &siem);
     cluster.leader().await;
-    let raft = RemoteNode::new(
-        &cluster.nodes[&2].raft.to_string(),
-        ClusterSecret::new(SECRET).unwrap(),
-        None,
-    )
-    .unwrap();
+    let raft = RaftClientCall::new(&cluster.nodes[&2].raft.to_string());
 
     let first = batch(&cluster, 1, "tcp").await;
     arrives(&tcp, &first, &cluster).await;
