@@ -113,6 +113,7 @@ struct Demo {
     statuses: BTreeMap<u64, Option<NodeStatus>>,
     leader: Option<u64>,
     killed_node: Option<u64>,
+    drained: bool,
     siem_failover: Option<Failover>,
     leader_failover: Option<Failover>,
 }
@@ -141,6 +142,7 @@ impl Demo {
             statuses: BTreeMap::new(),
             leader: None,
             killed_node: None,
+            drained: false,
             siem_failover: None,
             leader_failover: None,
         })
@@ -277,6 +279,7 @@ impl Demo {
                 DRAIN_WAIT.as_secs()
             ));
         }
+        self.drained = true;
         self.phase = "done".into();
         self.refresh(screen).await
     }
@@ -382,14 +385,10 @@ impl Demo {
             .cluster
             .nodes()
             .values()
-            .map(|n| {
-                let status = self.statuses.get(&n.id).cloned().flatten();
-                NodeView {
-                    id: n.id,
-                    running: n.is_running(),
-                    answers: status.is_some(),
-                    delivered_up_to: status.map_or(0, |s| s.delivered_up_to),
-                }
+            .map(|n| NodeView {
+                id: n.id,
+                running: n.is_running(),
+                answers: matches!(self.statuses.get(&n.id), Some(Some(_))),
             })
             .collect();
         Snapshot {
@@ -441,6 +440,7 @@ impl Demo {
         self.cluster.stop();
         self.receivers.stop();
         self.keep_node_logs();
+        self.write_acknowledged(&load);
         let files = self
             .receivers
             .files()
@@ -456,7 +456,20 @@ impl Demo {
             self.leader_failover.clone(),
             self.output.clone(),
             files,
+            self.drained,
         )
+    }
+
+    /// Writes the acknowledged alert IDs, one per line, to `acknowledged.txt` in the output
+    /// folder (to check the receivers' files against).
+    fn write_acknowledged(&self, load: &LoadState) {
+        let mut ids: Vec<&String> = load.acknowledged.iter().collect();
+        ids.sort();
+        let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
+        let path = self.output.join("acknowledged.txt");
+        if let Err(e) = std::fs::write(&path, text) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the acknowledged IDs");
+        }
     }
 
     /// Copies the nodes' logs from the work folder (about to be removed) to the output folder.

@@ -50,6 +50,8 @@ pub struct Summary {
     pub output: PathBuf,
     /// The receivers' file names.
     pub files: Vec<String>,
+    /// Whether the run got to the drain (else `lost` counts alerts still on their way).
+    pub drained: bool,
 }
 
 impl Summary {
@@ -61,6 +63,7 @@ impl Summary {
         leader_failover: Option<Failover>,
         output: PathBuf,
         files: Vec<String>,
+        drained: bool,
     ) -> Self {
         let copies = deliveries.copies();
         let mut lost: Vec<String> = load
@@ -90,6 +93,7 @@ impl Summary {
             leader_failover,
             output,
             files,
+            drained,
         }
     }
 
@@ -101,7 +105,9 @@ impl Summary {
     /// Why the run failed its promise, if it did: loss, a failover not measured, bad messages.
     pub fn failures(&self) -> Vec<String> {
         let mut f = Vec::new();
-        if self.lost > 0 {
+        if !self.drained {
+            f.push("stopped before the drain".into());
+        } else if self.lost > 0 {
             f.push(format!(
                 "lost {} acknowledged alerts, e.g. {:?}",
                 self.lost, self.lost_examples
@@ -134,9 +140,12 @@ impl Summary {
             Some(f) => format!("{} ms ({})", f.took.as_millis(), f.what),
             None => "not measured".to_owned(),
         };
-        let lost = match self.lost {
-            0 => "0".to_owned(),
-            n => format!("{n} (e.g. {})", self.lost_examples.join(", ")),
+        let lost = match (self.drained, self.lost) {
+            (false, n) => format!(
+                "not checked: stopped before the drain ({n} acknowledged alerts not received yet)"
+            ),
+            (true, 0) => "0".to_owned(),
+            (true, n) => format!("{n} (e.g. {})", self.lost_examples.join(", ")),
         };
         vec![
             "summary".to_owned(),
@@ -216,6 +225,7 @@ mod tests {
             took(1300),
             PathBuf::from("/out"),
             vec![],
+            true,
         );
         assert_eq!((s.submitted, s.acknowledged, s.delivered), (3, 3, 3));
         assert_eq!((s.messages, s.resent_copies(), s.lost), (4, 1, 0));
@@ -236,6 +246,7 @@ mod tests {
             took(1300),
             PathBuf::from("/out"),
             vec![],
+            true,
         );
         assert_eq!((s.delivered, s.lost), (1, 1));
         assert_eq!(s.lost_examples, vec!["b".to_owned()]);
@@ -251,6 +262,7 @@ mod tests {
             took(1),
             PathBuf::from("/out"),
             vec![],
+            true,
         );
         assert_eq!(s.unexpected, 1);
         assert_eq!(s.failures().len(), 2, "{:?}", s.failures());

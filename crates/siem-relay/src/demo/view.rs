@@ -16,8 +16,6 @@ pub struct NodeView {
     pub running: bool,
     /// Whether it answered its status call.
     pub answers: bool,
-    /// Outbox position delivered up to, as it knows it.
-    pub delivered_up_to: u64,
 }
 
 /// One receiver as the view shows it.
@@ -78,17 +76,21 @@ fn node_word(n: &NodeView, leader: Option<u64>) -> String {
     } else {
         "follower"
     };
-    format!("n{} {role} @{}", n.id, n.delivered_up_to)
+    format!("n{} {role}", n.id)
 }
 
-fn receiver_word(r: &ReceiverView) -> String {
+fn receiver_line(r: &ReceiverView) -> String {
     let state = match (r.running, r.leader_sees_up) {
         (false, _) => "killed",
         (true, Some(false)) => "down",
         (true, _) => "up",
     };
-    let mark = if r.in_use { " <- in use" } else { "" };
-    format!("{} {state} {}{mark}", r.addr.ip(), r.alerts)
+    let mark = if r.in_use { "<- in use" } else { "" };
+    format!(
+        "             {:<15} {state:<7} {:>7} alerts  {mark}",
+        r.addr.ip().to_string(),
+        r.alerts
+    )
 }
 
 fn times(ds: &[Duration]) -> String {
@@ -99,43 +101,38 @@ fn times(ds: &[Duration]) -> String {
     format!("{} ({})", ds.len(), each.join(", "))
 }
 
-/// The live block, one string per line.
+/// The live block, one string per line (each within 80 columns, so that redrawing in place
+/// works on a common terminal).
 pub fn render(s: &Snapshot) -> Vec<String> {
-    let leader = s.leader.map_or("none".to_owned(), |l| format!("node {l}"));
-    vec![
+    let leader = s.leader.map_or("none".to_owned(), |l| format!("n{l}"));
+    let nodes: Vec<String> = s.nodes.iter().map(|n| node_word(n, s.leader)).collect();
+    let mut lines = vec![
         format!(
             "siem-relay demo  {:>5.1} s of {} s  {}",
             s.elapsed.as_secs_f64(),
             s.planned.as_secs(),
             s.phase
         ),
+        format!("  cluster    leader {leader}  |  {}", nodes.join("  ")),
+        format!("  SIEM       {} (round-robin DNS)", s.siem_name),
+    ];
+    lines.extend(s.receivers.iter().map(receiver_line));
+    lines.extend([
         format!(
-            "  cluster    leader {leader}  |  {}",
-            s.nodes
-                .iter()
-                .map(|n| node_word(n, s.leader))
-                .collect::<Vec<_>>()
-                .join("  ")
+            "  alerts     submitted {}  acknowledged {}  delivered {}",
+            s.submitted, s.acknowledged, s.delivered
         ),
         format!(
-            "  SIEM       {} ->  {}",
-            s.siem_name,
-            s.receivers
-                .iter()
-                .map(receiver_word)
-                .collect::<Vec<_>>()
-                .join("  |  ")
-        ),
-        format!(
-            "  alerts     submitted {}  acknowledged {}  delivered {}  duplicates suppressed {}  retried calls {}",
-            s.submitted, s.acknowledged, s.delivered, s.duplicates_suppressed, s.retries
+            "             duplicates suppressed {}  retried calls {}",
+            s.duplicates_suppressed, s.retries
         ),
         format!(
             "  failovers  SIEM {}  leader {}",
             times(&s.siem_failovers),
             times(&s.leader_failovers)
         ),
-    ]
+    ]);
+    lines
 }
 
 /// The view as one line (for logs and CI).
@@ -240,7 +237,6 @@ mod tests {
                     id,
                     running: id != 3,
                     answers: true,
-                    delivered_up_to: 10,
                 })
                 .collect(),
             siem_name: "siem.demo.internal".into(),
@@ -276,14 +272,23 @@ mod tests {
 
     #[test]
     fn the_block_names_the_leader_the_address_in_use_and_the_failovers() {
-        let text = render(&snapshot()).join("\n");
-        assert!(text.contains("leader node 2"), "{text}");
-        assert!(text.contains("n2 LEADER"), "{text}");
-        assert!(text.contains("n3 killed"), "{text}");
-        assert!(text.contains("127.0.0.1 killed 5"), "{text}");
-        assert!(text.contains("127.0.0.2 up 7 <- in use"), "{text}");
+        let lines = render(&snapshot());
+        let text = lines.join("\n");
+        assert!(
+            text.contains("leader n2  |  n1 follower  n2 LEADER  n3 killed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("127.0.0.1       killed        5 alerts"),
+            "{text}"
+        );
+        assert!(
+            text.contains("127.0.0.2       up            7 alerts  <- in use"),
+            "{text}"
+        );
         assert!(text.contains("duplicates suppressed 10"), "{text}");
         assert!(text.contains("SIEM 1 (4 ms)  leader 0"), "{text}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 80), "{text}");
     }
 
     #[test]
