@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 use testkit::TempDir;
 
@@ -61,20 +61,50 @@ fn received(output: &Path) -> Vec<(Option<String>, String)> {
     messages
 }
 
+/// Runs the demo with `args`, its output to files in `dir`; SIGTERM (the demo then stops what it
+/// started) and at last SIGKILL if it runs past `within`. Exit status, stdout, stderr.
+fn run_demo(dir: &Path, args: &[&str], within: Duration) -> (ExitStatus, String, String) {
+    let (out, err) = (dir.join("demo.stdout"), dir.join("demo.stderr"));
+    let mut child = Command::new(common::binary())
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let ended = testkit::wait_until("the demo to end", within, || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if ended.is_err() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = testkit::wait_until("the demo to stop", Duration::from_secs(10), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        });
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    (status, read(&out), read(&err))
+}
+
 #[test]
 fn the_demo_runs_to_completion_and_its_receivers_got_every_acknowledged_alert() {
     let dir = TempDir::new("relay-demo").unwrap();
     let output = dir.path().join("out");
     let started = Instant::now();
-    let run = Command::new(common::binary())
-        .args(["demo", "--duration", "20", "--plain", "--output"])
-        .arg(&output)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
+    let output_arg = output.to_string_lossy().into_owned();
+    let args = [
+        "demo",
+        "--duration",
+        "20",
+        "--plain",
+        "--output",
+        &output_arg,
+    ];
+    let (status, stdout, stderr) = run_demo(dir.path(), &args, Duration::from_secs(90));
     let took = started.elapsed();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
     let node_logs = |out: &Path| -> String {
         (1..=3)
             .map(|n| std::fs::read_to_string(out.join(format!("node-{n}.log"))).unwrap_or_default())
@@ -82,9 +112,8 @@ fn the_demo_runs_to_completion_and_its_receivers_got_every_acknowledged_alert() 
             .join("\n----\n")
     };
     assert!(
-        run.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\nnode logs:\n{}",
-        run.status,
+        status.success(),
+        "exit {status:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\nnode logs:\n{}",
         node_logs(&output)
     );
     assert!(took < Duration::from_secs(60), "took {took:?}");
