@@ -81,6 +81,14 @@ impl NodeProcess {
         Ok(())
     }
 
+    /// The exit status if the process ended on its own (reaped; it no longer counts as
+    /// running).
+    fn reap(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
     /// SIGKILL by PID, and reap.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -165,6 +173,14 @@ impl DemoCluster {
             .with_context(|| format!("no node {id}"))?;
         node.kill();
         node.spawn(&self.binary, &self.secret)
+    }
+
+    /// The nodes that ended on their own since the last call, with their exit status.
+    pub fn reap_exited(&mut self) -> Vec<(u64, std::process::ExitStatus)> {
+        self.nodes
+            .values_mut()
+            .filter_map(|n| n.reap().map(|st| (n.id, st)))
+            .collect()
     }
 
     /// Kills every node.

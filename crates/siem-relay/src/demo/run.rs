@@ -336,6 +336,11 @@ impl Demo {
 
     /// Reads the nodes' status, notes a new leader, stops on a load failure, redraws.
     async fn refresh(&mut self, screen: &mut Screen) -> anyhow::Result<()> {
+        for (id, status) in self.cluster.reap_exited() {
+            screen.event(&format!(
+                "node {id} ended on its own ({status}); its log is kept as node-{id}.log"
+            ));
+        }
         self.statuses = self.cluster.statuses().await;
         let leader = agreed_leader(&self.statuses);
         if leader.is_some() && leader != self.leader {

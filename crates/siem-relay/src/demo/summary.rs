@@ -272,4 +272,23 @@ mod tests {
                 .contains("SIEM failover:         not measured")
         );
     }
+
+    #[test]
+    fn before_the_drain_nothing_is_called_lost() {
+        let s = Summary::compute(
+            &load(&["a", "b"], &["a", "b"], 0),
+            &received(&["a"]),
+            took(1),
+            took(1),
+            PathBuf::from("/out"),
+            vec![],
+            false,
+        );
+        let text = s.lines().join("\n");
+        assert!(
+            text.contains("lost:                  not checked"),
+            "{text}"
+        );
+        assert_eq!(s.failures(), vec!["stopped before the drain".to_owned()]);
+    }
 }

@@ -68,7 +68,7 @@ pub struct Snapshot {
 
 fn node_word(n: &NodeView, leader: Option<u64>) -> String {
     let role = if !n.running {
-        "killed"
+        "down"
     } else if !n.answers {
         "starting"
     } else if leader == Some(n.id) {
@@ -275,7 +275,7 @@ mod tests {
         let lines = render(&snapshot());
         let text = lines.join("\n");
         assert!(
-            text.contains("leader n2  |  n1 follower  n2 LEADER  n3 killed"),
+            text.contains("leader n2  |  n1 follower  n2 LEADER  n3 down"),
             "{text}"
         );
         assert!(
