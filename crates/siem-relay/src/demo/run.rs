@@ -8,7 +8,7 @@ use crate::demo::cluster::{DemoCluster, NODES, SiemTarget, agreed_leader};
 use crate::demo::dns::{DnsResponder, SIEM_NAME};
 use crate::demo::load::{self, Load, LoadState};
 use crate::demo::receiver::{self, Receivers};
-use crate::demo::summary::{Failover, Summary};
+use crate::demo::summary::{Failover, Summary, millis};
 use crate::demo::tally::WatchRule;
 use crate::demo::view::{NodeView, ReceiverView, Screen, Snapshot};
 use anyhow::Context;
@@ -196,11 +196,7 @@ impl Demo {
                     self.receivers.addrs()[to].ip()
                 ),
             };
-            screen.event(&format!(
-                "SIEM failover: {} ms, {}",
-                f.took.as_millis(),
-                f.what
-            ));
+            screen.event(&format!("SIEM failover: {}, {}", millis(f.took), f.what));
             self.siem_failover = Some(f);
         }
         Ok(())
@@ -226,11 +222,7 @@ impl Demo {
                     self.receivers.addrs()[to].ip()
                 ),
             };
-            screen.event(&format!(
-                "leader failover: {} ms, {}",
-                f.took.as_millis(),
-                f.what
-            ));
+            screen.event(&format!("leader failover: {}, {}", millis(f.took), f.what));
             self.leader_failover = Some(f);
         }
         Ok(())

@@ -10,6 +10,16 @@ use std::time::Duration;
 /// How many lost IDs the summary names.
 const LOST_SHOWN: usize = 5;
 
+/// A time in milliseconds, with a decimal below 10 ms (`0.4 ms`, `12 ms`, `1192 ms`).
+pub fn millis(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
 /// One measured failover.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failover {
@@ -137,7 +147,7 @@ impl Summary {
     /// The summary as printed.
     pub fn lines(&self) -> Vec<String> {
         let failover = |f: &Option<Failover>| match f {
-            Some(f) => format!("{} ms ({})", f.took.as_millis(), f.what),
+            Some(f) => format!("{} ({})", millis(f.took), f.what),
             None => "not measured".to_owned(),
         };
         let lost = match (self.drained, self.lost) {
@@ -233,8 +243,15 @@ mod tests {
         assert!(s.failures().is_empty(), "{:?}", s.failures());
         let text = s.lines().join("\n");
         assert!(text.contains("lost:                  0\n"), "{text}");
-        assert!(text.contains("SIEM failover:         4 ms"), "{text}");
+        assert!(text.contains("SIEM failover:         4.0 ms"), "{text}");
         assert!(text.contains("leader failover:       1300 ms"), "{text}");
+    }
+
+    #[test]
+    fn short_times_keep_a_decimal() {
+        assert_eq!(millis(Duration::from_micros(420)), "0.4 ms");
+        assert_eq!(millis(Duration::from_micros(12_700)), "12 ms");
+        assert_eq!(millis(Duration::from_millis(1192)), "1192 ms");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! are printed as their own lines above the live block. Rendering is pure ([`render`],
 //! [`plain_line`]); [`Screen`] writes.
 
+use crate::demo::summary::millis;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -86,18 +87,19 @@ fn receiver_line(r: &ReceiverView) -> String {
         (true, _) => "up",
     };
     let mark = if r.in_use { "<- in use" } else { "" };
-    format!(
+    let line = format!(
         "             {:<15} {state:<7} {:>7} alerts  {mark}",
         r.addr.ip().to_string(),
         r.alerts
-    )
+    );
+    line.trim_end().to_owned()
 }
 
 fn times(ds: &[Duration]) -> String {
     if ds.is_empty() {
         return "0".to_owned();
     }
-    let each: Vec<String> = ds.iter().map(|d| format!("{} ms", d.as_millis())).collect();
+    let each: Vec<String> = ds.iter().map(|d| millis(*d)).collect();
     format!("{} ({})", ds.len(), each.join(", "))
 }
 
@@ -287,7 +289,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("duplicates suppressed 10"), "{text}");
-        assert!(text.contains("SIEM 1 (4 ms)  leader 0"), "{text}");
+        assert!(text.contains("SIEM 1 (4.0 ms)  leader 0"), "{text}");
         assert!(lines.iter().all(|l| l.chars().count() <= 80), "{text}");
     }
 
