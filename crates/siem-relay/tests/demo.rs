@@ -130,6 +130,10 @@ fn the_demo_runs_to_completion_and_its_receivers_got_every_acknowledged_alert() 
         .unwrap();
     assert!(submitted >= 1000, "{stdout}");
     assert!(stdout.contains("duplicates suppressed:"), "{stdout}");
+    assert!(
+        stdout.contains("rejoined, a follower of node"),
+        "the killed node came back: {stdout}"
+    );
 
     // what it started is gone: the work folder it named at the start
     let work = stdout

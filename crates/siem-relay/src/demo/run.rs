@@ -113,6 +113,7 @@ struct Demo {
     statuses: BTreeMap<u64, Option<NodeStatus>>,
     leader: Option<u64>,
     killed_node: Option<u64>,
+    rejoining: Option<u64>,
     drained: bool,
     siem_failover: Option<Failover>,
     leader_failover: Option<Failover>,
@@ -142,6 +143,7 @@ impl Demo {
             statuses: BTreeMap::new(),
             leader: None,
             killed_node: None,
+            rejoining: None,
             drained: false,
             siem_failover: None,
             leader_failover: None,
@@ -250,7 +252,8 @@ impl Demo {
     fn restart_killed_node(&mut self, screen: &mut Screen) -> anyhow::Result<()> {
         if let Some(id) = self.killed_node {
             self.cluster.restart(id)?;
-            screen.event(&format!("restarted node {id}: it rejoins as a follower"));
+            self.rejoining = Some(id);
+            screen.event(&format!("restarted node {id} with its data"));
         }
         Ok(())
     }
@@ -272,6 +275,14 @@ impl Demo {
             ));
         }
         self.drained = true;
+        if self.rejoining.is_some()
+            && self
+                .wait_for(screen, EVENT_WAIT, |d| d.rejoining.is_none())
+                .await
+                .is_err()
+        {
+            screen.event("the restarted node did not rejoin in time");
+        }
         self.phase = "done".into();
         self.refresh(screen).await
     }
@@ -345,6 +356,7 @@ impl Demo {
             ));
             self.leader = leader;
         }
+        self.note_rejoin(screen);
         if let Some(load) = &self.load
             && let Some(failed) = &load::lock(load.state()).failed
         {
@@ -352,6 +364,26 @@ impl Demo {
         }
         screen.show(&self.snapshot());
         Ok(())
+    }
+
+    /// Says so once the restarted node names the agreed leader.
+    fn note_rejoin(&mut self, screen: &mut Screen) {
+        let Some(id) = self.rejoining else {
+            return;
+        };
+        let names = self
+            .statuses
+            .get(&id)
+            .cloned()
+            .flatten()
+            .map(|s| s.leader_id);
+        if let (Some(Some(l)), Some(leader)) = (names, self.leader)
+            && l == leader
+            && l != id
+        {
+            screen.event(&format!("node {id} rejoined, a follower of node {l}"));
+            self.rejoining = None;
+        }
     }
 
     fn snapshot(&self) -> Snapshot {
