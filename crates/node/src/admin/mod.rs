@@ -15,6 +15,7 @@
 //! cluster has no administrator.
 
 pub mod auth;
+pub mod bootstrap;
 pub mod certificate;
 pub mod convert;
 pub mod describe;
