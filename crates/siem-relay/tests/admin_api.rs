@@ -35,24 +35,25 @@ fn channel(node: &RelayNode) -> Channel {
         .connect_lazy()
 }
 
-/// An admin client of `node` sending `token` (none when `None`).
-fn admin(
-    node: &RelayNode,
-    token: Option<&str>,
-) -> AdminClient<
-    tonic::service::interceptor::InterceptedService<
-        Channel,
-        impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone,
-    >,
-> {
-    let header: Option<tonic::metadata::MetadataValue<_>> =
-        token.map(|t| format!("Bearer {t}").parse().unwrap());
-    AdminClient::with_interceptor(channel(node), move |mut req: tonic::Request<()>| {
-        if let Some(h) = &header {
+/// Adds `authorization: Bearer <token>` to every call (nothing when there is no token).
+#[derive(Clone)]
+struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(h) = &self.0 {
             req.metadata_mut().insert("authorization", h.clone());
         }
         Ok(req)
-    })
+    }
+}
+
+type Admin = AdminClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>;
+
+/// An admin client of `node` sending `token` (none when `None`).
+fn admin(node: &RelayNode, token: Option<&str>) -> Admin {
+    let header = token.map(|t| format!("Bearer {t}").parse().unwrap());
+    AdminClient::with_interceptor(channel(node), Bearer(header))
 }
 
 /// Polls `f` until it returns `Some`, or fails with `what` and the cluster's logs.
@@ -79,13 +80,7 @@ fn counter(text: &str, name: &str) -> u64 {
 }
 
 /// Every write of the API, with harmless arguments.
-async fn every_write_is_refused<T>(c: &mut AdminClient<T>, marker: &str) -> usize
-where
-    T: tonic::client::GrpcService<tonic::body::Body> + Clone,
-    T::Error: Into<tonic::codegen::StdError>,
-    T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
-    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
-{
+async fn every_write_is_refused(c: &mut Admin, marker: &str) -> usize {
     let results: Vec<(&str, tonic::Status)> = vec![
         (
             "UpdateSettings",
