@@ -29,6 +29,23 @@ const QUEUE: usize = 4_096;
 const BATCH: usize = 256;
 /// Attempts per batch (the outcome of a failed one is unknown; the IDs make a retry safe).
 const ATTEMPTS: usize = 3;
+/// Longest `details` text kept, in bytes: a call's arguments come from the caller (even an
+/// unauthenticated one), and each record is replicated and stored.
+pub const MAX_DETAILS_BYTES: usize = 1_024;
+
+/// `text` cut to at most `max` bytes on a character boundary, with `…` when cut.
+fn bounded(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+    text
+}
 
 /// One admin call as the activity log records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,8 +242,8 @@ fn build_record(source: &str, node_id: u64, served_by: &str, e: ActivityEntry) -
         time_ms,
         served_by: served_by.to_owned(),
         client: e.client,
-        user: e.user,
-        details: e.details,
+        user: bounded(e.user, MAX_DETAILS_BYTES),
+        details: bounded(e.details, MAX_DETAILS_BYTES),
     };
     match payload.encode() {
         Ok(payload) => Some(Record {
@@ -310,6 +327,14 @@ mod tests {
         assert_eq!(later, 10);
         // time going backwards adds nothing
         assert!(!l.admit(1_000));
+    }
+
+    #[test]
+    fn details_are_bounded_on_a_character_boundary() {
+        assert_eq!(bounded("short".into(), 10), "short");
+        let cut = bounded("é".repeat(1_000), MAX_DETAILS_BYTES);
+        assert!(cut.len() <= MAX_DETAILS_BYTES, "{}", cut.len());
+        assert!(cut.ends_with('…'));
     }
 
     #[test]

@@ -20,6 +20,16 @@ pub fn generate() -> Result<String, AdminError> {
     Ok(format!("{TOKEN_PREFIX}{}", super::certificate::hex(&bytes)))
 }
 
+/// True if `token` has the shape of a token [`generate`] makes.
+pub fn is_server_token(token: &str) -> bool {
+    token.strip_prefix(TOKEN_PREFIX).is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// Checks a user name: 1..=64 of letters, digits, `.`, `_`, `-`.
 pub fn check_name(name: &str) -> Result<(), AdminError> {
     let ok = (1..=MAX_NAME_LEN).contains(&name.len())
@@ -52,6 +62,9 @@ mod tests {
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         );
         assert_ne!(generate().unwrap(), t);
+        assert!(is_server_token(&t));
+        assert!(!is_server_token("srt_abc"));
+        assert!(!is_server_token(&t.to_uppercase()));
     }
 
     #[test]
