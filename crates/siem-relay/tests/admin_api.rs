@@ -387,6 +387,18 @@ async fn the_admin_api_with_roles_activity_log_settings_and_tls() {
         .as_millis() as i64;
     assert!(certs[0].not_after_ms > now_ms, "{:?}", certs[0]);
 
+    // Health reports the Admin service serving.
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    let health = HealthClient::new(channel(n2))
+        .check(HealthCheckRequest {
+            service: "siemrelay.admin.v1.Admin".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, ServingStatus::Serving as i32);
+
     // Reflection lists the services, so grpcurl and friends work without the proto files.
     use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
