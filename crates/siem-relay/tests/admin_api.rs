@@ -349,8 +349,28 @@ async fn the_admin_api_with_roles_activity_log_settings_and_tls() {
     );
     assert_eq!(refusal_lines(&siem).len(), refused);
 
-    // TLS: refused before a certificate is loaded; the upload reports subject and expiry.
+    // Validation names the field; a stale revision is a failed precondition.
     let mut root = admin(n2, Some(ADMIN_TOKEN));
+    let bad = root
+        .update_settings(pb::UpdateSettingsRequest {
+            host: Some(String::new()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
+    assert!(bad.message().contains("`host`"), "{bad:?}");
+    let stale = root
+        .update_settings(pb::UpdateSettingsRequest {
+            expected_revision: Some(1),
+            port: Some(6514),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::FailedPrecondition, "{stale:?}");
+
+    // TLS: refused before a certificate is loaded; the upload reports subject and expiry.
     let early = root
         .set_tls(pb::SetTlsRequest {
             enabled: true,

@@ -77,6 +77,15 @@ fn cluster_status(e: &ClusterError) -> Status {
         {
             Status::failed_precondition(v.reason.clone())
         }
+        // The replicated setting is `heartbeat`; the API spells it with its unit.
+        ClusterError::Refused {
+            refusal: Refusal::InvalidSettings(v),
+        }
+        | ClusterError::InvalidSettings(v)
+            if v.field == "heartbeat" =>
+        {
+            Status::invalid_argument(format!("invalid setting `heartbeat_ms`: {}", v.reason))
+        }
         ClusterError::NotLeader { .. } | ClusterError::Transport { .. } => {
             Status::unavailable(format!("no leader could be reached (retry): {e}"))
         }
@@ -168,6 +177,15 @@ mod tests {
                 .into(),
                 Code::InvalidArgument,
                 "`host`",
+            ),
+            (
+                ClusterError::InvalidSettings(SettingsViolation {
+                    field: "heartbeat".into(),
+                    reason: "must be > 0 and at most one day".into(),
+                })
+                .into(),
+                Code::InvalidArgument,
+                "`heartbeat_ms`",
             ),
             (
                 ClusterError::NotLeader {
