@@ -284,6 +284,46 @@ async fn the_admin_api_with_roles_activity_log_settings_and_tls() {
         assert!(cef.get("src").is_some_and(|s| !s.is_empty()), "{l}");
     }
 
+    // Failed authentications are recorded one by one up to 10 per second and per node; the rest
+    // are counted and summarised, none lost and none unbounded.
+    let guesses = 40;
+    let mut guesser = admin(n1, Some("srt_guess"));
+    let started = Instant::now();
+    for _ in 0..guesses {
+        let e = guesser.who_am_i(pb::WhoAmIRequest {}).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
+    // The bucket holds 10 and refills 10 per second.
+    let bound = 2 + 10 + 10 * (started.elapsed().as_millis() as usize / 1000 + 1);
+    let attempts = guesses + 2; // with the missing and the unknown token above
+    let (single, summarised) = until(&cluster, "failed authentications at the SIEM", || async {
+        let lines: Vec<String> = siem
+            .lines()
+            .into_iter()
+            .filter(|l| l.contains("|auth|Authentication failed|"))
+            .collect();
+        let summarised: usize = lines
+            .iter()
+            .filter_map(|l| {
+                let (_, cef) = cef::parse_frame(l.as_bytes()).ok()?;
+                let n = cef.get("cs1")?.split(' ').next()?.parse::<usize>().ok()?;
+                cef.get("cs1")?
+                    .contains("more failed authentications")
+                    .then_some(n)
+            })
+            .sum();
+        let single = lines
+            .iter()
+            .filter(|l| !l.contains("more failed authentications"))
+            .count();
+        (single + summarised == attempts).then_some((single, summarised))
+    })
+    .await;
+    assert!(
+        single <= bound.min(attempts - 1) && summarised > 0,
+        "{single} one by one (at most {bound}), {summarised} summarised"
+    );
+
     // A settings change through a follower is used by the leader for delivery.
     let changed = admin(&cluster.nodes[&follower], Some(ADMIN_TOKEN))
         .update_settings(pb::UpdateSettingsRequest {
