@@ -1,9 +1,16 @@
-//! `siem-relay`: the relay's one command. `serve` runs a node of the cluster.
+//! `siem-relay`: the relay's one command. `serve` runs a node of the cluster; the other
+//! subcommands (`cli/`) manage a running cluster through its public gRPC API.
+
+mod cli;
+
+#[cfg(test)]
+mod args_tests;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use node::config::{NodeConfig, SECRET_ENV};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// mimalloc instead of glibc malloc: under ingest load glibc's malloc and free took about 40% of
 /// the leader's CPU samples (`perf record`), most of it consolidating and unlinking chunks.
@@ -14,12 +21,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "siem-relay",
     version,
-    about = "A clustered relay that delivers security alerts to a SIEM as CEF over syslog"
+    about = "A clustered relay that delivers security alerts to a SIEM as CEF over syslog",
+    after_help = "\
+Getting started (see docs/cli.md):
+  export SIEM_RELAY_ENDPOINT=10.0.0.1:7001,10.0.0.2:7001,10.0.0.3:7001
+  export SIEM_RELAY_TOKEN=<an administrator token>
+  siem-relay status
+  siem-relay settings show
+
+Exit codes: 0 success, 1 the call failed or was refused, 2 wrong usage."
 )]
 struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    #[command(flatten)]
+    api: cli::ApiArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,11 +62,15 @@ enum Command {
         #[arg(long, default_value = "siem-relay-dev", requires = "dev")]
         data_dir: PathBuf,
     },
+    #[command(flatten)]
+    Admin(cli::AdminCommand),
 }
 
-fn init_logs(format: LogFormat) {
+/// Logs on stderr; without `RUST_LOG`, `default` says what is logged (a node logs `info`, the
+/// admin commands nothing, so that a failure is one line).
+fn init_logs(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -79,24 +100,38 @@ async fn shutdown_signal() {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
     match cli.command {
         Command::Serve {
             config,
             dev,
             data_dir,
         } => {
-            let cfg = match (config, dev) {
-                (Some(path), _) => NodeConfig::load(&path, std::env::var(SECRET_ENV).ok())?,
-                (None, true) => NodeConfig::dev(data_dir),
-                (None, false) => anyhow::bail!("give --config FILE or --dev"),
-            };
-            node::serve::serve(cfg, shutdown_signal())
-                .await
-                .context("serve")?;
+            init_logs(cli.log_format, "info,openraft=warn");
+            match serve(config, dev, data_dir).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    // As `main() -> anyhow::Result` printed it: the chain of causes on one line.
+                    eprintln!("Error: {e:?}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Admin(command) => {
+            init_logs(cli.log_format, "off");
+            cli::run(&cli.api, command).await
         }
     }
-    Ok(())
+}
+
+async fn serve(config: Option<PathBuf>, dev: bool, data_dir: PathBuf) -> anyhow::Result<()> {
+    let cfg = match (config, dev) {
+        (Some(path), _) => NodeConfig::load(&path, std::env::var(SECRET_ENV).ok())?,
+        (None, true) => NodeConfig::dev(data_dir),
+        (None, false) => anyhow::bail!("give --config FILE or --dev"),
+    };
+    node::serve::serve(cfg, shutdown_signal())
+        .await
+        .context("serve")
 }
