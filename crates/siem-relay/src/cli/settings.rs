@@ -219,7 +219,7 @@ mod tests {
             "heartbeat:          30s\n",
             "tls:                on\n",
             "certificate 1:\n",
-            "  expires:     2024-03-14 10:15:42 UTC\n",
+            "  expires:     Mar 14 2024 10:15:42 UTC\n",
             "  sha256:      ab12\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from\n{text}");

@@ -71,28 +71,10 @@ pub fn parse_protocol(text: &str) -> Result<Protocol, String> {
     }
 }
 
-/// Milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC` (the proleptic Gregorian
-/// calendar, also before 1970).
+/// Milliseconds since the Unix epoch as a UTC date, `Mar 14 2024 10:15:42 UTC` (the calendar
+/// arithmetic of the wire crate, which writes the same form into CEF `rt`).
 pub fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    let (hh, mm, ss) = (of_day / 3600, of_day % 3600 / 60, of_day % 60);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} UTC")
-}
-
-/// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    format!("{} UTC", cef::format_rt(ms, cef::RtFormat::Text))
 }
 
 #[cfg(test)]
@@ -146,9 +128,8 @@ mod tests {
 
     #[test]
     fn times_print_as_utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(1_710_411_342_000), "2024-03-14 10:15:42 UTC");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(-1_000), "1969-12-31 23:59:59 UTC");
+        assert_eq!(utc(0), "Jan 01 1970 00:00:00 UTC");
+        assert_eq!(utc(1_710_411_342_000), "Mar 14 2024 10:15:42 UTC");
+        assert_eq!(utc(951_782_400_000), "Feb 29 2000 00:00:00 UTC");
     }
 }
