@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{Cluster, WAIT, binary, siem_table};
+use common::{Cluster, NodeToml, WAIT, binary, event_id, siem_table};
 use std::process::{Command, Output};
 use std::time::Instant;
-use testkit::{Receiver, Rsyslog};
+use testkit::{Receiver, Rsyslog, TempDir, TestPki};
 
 /// Runs `siem-relay <args>` with a clean environment for the CLI's variables plus `env`.
 fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -154,4 +154,244 @@ async fn a_cluster_that_cannot_be_reached_is_one_error_line_and_exit_code_1() {
     );
     let out = cli(&["settings", "set"], &[]);
     assert_eq!(out.status.code(), Some(2), "clap's usage errors exit 2");
+}
+
+/// The first administrator's token, given to the nodes in `[admin] token_file`.
+const ADMIN_TOKEN: &str = "cli-test-first-administrator-token-0123456789";
+
+/// A 3-node cluster delivering to `siem`, whose first administrator token is [`ADMIN_TOKEN`] in
+/// the file returned (kept alive with the cluster).
+fn admin_cluster(siem: &Rsyslog) -> (Cluster, TempDir, String) {
+    let dir = TempDir::new("cli-admin").unwrap();
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();
+    let path = token_file.display().to_string();
+    let tables = format!("[admin]\ntoken_file = \"{path}\"\n");
+    let cluster = Cluster::start_with(3, &siem_table(siem.addr, ""), |_, _| NodeToml {
+        listen: String::new(),
+        tables: tables.clone(),
+    });
+    (cluster, dir, path)
+}
+
+/// `siem-relay --endpoint <node id's API> --json <args>` with `token`; the parsed stdout.
+fn json_as(cluster: &Cluster, id: u64, token: &str, args: &[&str]) -> serde_json::Value {
+    let api = cluster.nodes[&id].api.to_string();
+    let mut all = vec!["--endpoint", &api, "--json"];
+    all.extend_from_slice(args);
+    let out = cli(&all, &[("SIEM_RELAY_TOKEN", token)]);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}\n{}",
+        stderr(&out),
+        cluster.logs()
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_set_through_one_node_are_read_through_another_and_used_for_delivery() {
+    let net = testkit::LoopbackNet::random();
+    let (a, b) = (net.ip(200), net.ip(201));
+    let first = Rsyslog::start(Receiver::Tcp, (a, testkit::free_port(a)).into()).unwrap();
+    let second = Rsyslog::start(Receiver::Tcp, (b, testkit::free_port(b)).into()).unwrap();
+    let (cluster, _dir, token_file) = admin_cluster(&first);
+    cluster.leader().await;
+
+    let before = json_as(&cluster, 2, ADMIN_TOKEN, &["settings", "show"]);
+    let revision = before["revision"].as_u64().unwrap().to_string();
+    let (host, port) = (b.to_string(), second.addr.port().to_string());
+    let api1 = cluster.nodes[&1].api.to_string();
+    let out = cli(
+        &[
+            "--endpoint",
+            &api1,
+            "--token-file",
+            &token_file,
+            "settings",
+            "set",
+            "--host",
+            &host,
+            "--port",
+            &port,
+            "--heartbeat",
+            "30s",
+            "--expected-revision",
+            &revision,
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("host:               {host}\n")),
+        "{text}"
+    );
+    assert!(text.contains("heartbeat:          30s\n"), "{text}");
+
+    let after = json_as(&cluster, 3, ADMIN_TOKEN, &["settings", "show"]);
+    assert_eq!(after["host"], host.as_str(), "{after}");
+    assert_eq!(after["port"], second.addr.port(), "{after}");
+    assert_eq!(after["heartbeat_ms"], 30_000, "{after}");
+    assert!(
+        after["revision"].as_u64() > before["revision"].as_u64(),
+        "{after}"
+    );
+
+    let sent = json_as(&cluster, 3, ADMIN_TOKEN, &["test-alert"]);
+    let id = sent["alert_id"].as_str().unwrap().to_string();
+    testkit::wait_for("the test alert at the new SIEM", WAIT, || {
+        second
+            .lines()
+            .iter()
+            .any(|l| event_id(l).as_deref() == Some(&id))
+    })
+    .await
+    .unwrap();
+    assert!(
+        !first
+            .lines()
+            .iter()
+            .any(|l| event_id(l).as_deref() == Some(&id)),
+        "the old SIEM got the test alert"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_reads_but_every_change_is_refused_with_one_line_and_exit_code_1() {
+    let (_, siem) = {
+        let net = testkit::LoopbackNet::random();
+        let ip = net.ip(200);
+        (
+            net,
+            Rsyslog::start(Receiver::Tcp, (ip, testkit::free_port(ip)).into()).unwrap(),
+        )
+    };
+    let (cluster, _dir, _) = admin_cluster(&siem);
+    cluster.leader().await;
+
+    let api = cluster.nodes[&2].api.to_string();
+    let out = cli(
+        &[
+            "--endpoint",
+            &api,
+            "--json",
+            "token",
+            "create",
+            "audit-team",
+            "--role",
+            "auditor",
+        ],
+        &[("SIEM_RELAY_TOKEN", ADMIN_TOKEN)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["role"], "auditor");
+    assert!(
+        stderr(&out).contains("cannot be shown again"),
+        "{}",
+        stderr(&out)
+    );
+    let auditor = created["token"].as_str().unwrap().to_string();
+
+    let me = json_as(&cluster, 3, &auditor, &["whoami"]);
+    assert_eq!(
+        (me["name"].as_str(), me["role"].as_str()),
+        (Some("audit-team"), Some("auditor"))
+    );
+    json_as(&cluster, 3, &auditor, &["settings", "show"]);
+    json_as(&cluster, 3, &auditor, &["members", "list"]);
+    let tokens = json_as(&cluster, 3, &auditor, &["token", "list"]);
+    assert_eq!(tokens["tokens"].as_array().unwrap().len(), 2, "{tokens}");
+
+    let list = endpoint(&cluster, &[1, 2, 3]);
+    for (what, args) in [
+        ("settings set", &["settings", "set", "--port", "1514"][..]),
+        ("logging", &["logging", "--alerts", "off"][..]),
+        ("tls disable", &["tls", "disable"][..]),
+        (
+            "token create",
+            &["token", "create", "mallory", "--role", "administrator"][..],
+        ),
+        ("members remove", &["members", "remove", "3"][..]),
+        ("test-alert", &["test-alert"][..]),
+    ] {
+        let mut all = vec!["--endpoint", list.as_str()];
+        all.extend_from_slice(args);
+        let out = cli(&all, &[("SIEM_RELAY_TOKEN", &auditor)]);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+        assert!(
+            err.starts_with(&format!("error: {what}: permission denied")),
+            "{what}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{what}");
+    }
+    let after = json_as(&cluster, 1, ADMIN_TOKEN, &["settings", "show"]);
+    assert_ne!(after["port"], 1514, "{after}");
+
+    let out = cli(
+        &["--endpoint", &list, "whoami"],
+        &[("SIEM_RELAY_TOKEN", "not-a-token")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("error: whoami: not authenticated"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_needs_an_uploaded_certificate_and_the_upload_shows_it() {
+    let net = testkit::LoopbackNet::random();
+    let ip = net.ip(200);
+    let siem = Rsyslog::start(Receiver::Tcp, (ip, testkit::free_port(ip)).into()).unwrap();
+    let (cluster, dir, _) = admin_cluster(&siem);
+    cluster.leader().await;
+    let list = endpoint(&cluster, &[1, 2, 3]);
+    let env = [
+        ("SIEM_RELAY_TOKEN", ADMIN_TOKEN),
+        ("SIEM_RELAY_ENDPOINT", list.as_str()),
+    ];
+
+    let out = cli(&["tls", "enable"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: tls enable: refused: "), "{err}");
+    assert!(err.contains("certificate"), "{err}");
+
+    let pki = TestPki::new("siem.test").unwrap();
+    let pem = dir.path().join("ca.pem");
+    std::fs::write(&pem, &pki.ca_pem).unwrap();
+    let out = cli(&["tls", "upload", pem.to_str().unwrap()], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for part in [
+        "uploaded 1 certificate(s)",
+        "subject:",
+        "issuer:",
+        "expires:",
+        "sha256:",
+    ] {
+        assert!(text.contains(part), "{part} in {text}");
+    }
+    let out = cli(&["--json", "tls", "enable"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["tls_enabled"], true, "{doc}");
+    assert_eq!(
+        doc["tls_certificates"].as_array().unwrap().len(),
+        1,
+        "{doc}"
+    );
+
+    let out = cli(&["tls", "remove"], &env);
+    assert_eq!(out.status.code(), Some(1), "refused while TLS is on");
+
+    let members = json_as(&cluster, 2, ADMIN_TOKEN, &["members", "list"]);
+    assert_eq!(members["members"].as_array().unwrap().len(), 3, "{members}");
+    assert!(members["leader_id"].as_u64().is_some(), "{members}");
 }
