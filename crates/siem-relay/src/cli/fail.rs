@@ -152,6 +152,23 @@ mod tests {
     }
 
     #[test]
+    fn a_write_of_unknown_outcome_says_to_read_before_retrying() {
+        let f = Failure::call("token create")(ClientError::Indeterminate {
+            addr: addr(),
+            status: tonic::Status::deadline_exceeded("no answer within 5000 ms"),
+        });
+        let line = f.line();
+        assert!(
+            line.starts_with(
+                "error: token create: 127.0.0.1:7001 failed after the request may have reached it"
+            ),
+            "{line}"
+        );
+        assert!(line.contains("check with a read"), "{line}");
+        assert_eq!(f.exit_code(), ExitCode::from(1));
+    }
+
+    #[test]
     fn usage_errors_exit_2_and_unreachable_clusters_1() {
         let f = Failure::usage("--token-file t: no such file");
         assert_eq!(f.line(), "error: --token-file t: no such file");
