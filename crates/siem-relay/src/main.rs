@@ -32,7 +32,7 @@ Getting started (see docs/cli.md):
 Exit codes: 0 success, 1 the call failed or was refused, 2 wrong usage."
 )]
 struct Cli {
-    /// Log format.
+    /// Log format on stderr (`serve` logs; the admin commands log only with RUST_LOG set).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
     #[command(flatten)]
