@@ -90,10 +90,14 @@ pub fn describe(error: &ClientError) -> String {
                 .addr()
                 .map(|a| format!(" (from {a})"))
                 .unwrap_or_default();
-            if status.message().is_empty() {
+            let message = status.message();
+            if message.is_empty() {
                 format!("{code}{addr}")
+            } else if message.starts_with(&format!("{code}:")) {
+                // The node's message already opens with the same word (`refused: ...`).
+                format!("{message}{addr}")
             } else {
-                format!("{code}: {}{addr}", status.message())
+                format!("{code}: {message}{addr}")
             }
         }
         _ => error.to_string(),
@@ -148,6 +152,20 @@ mod tests {
             f.line(),
             "error: settings set: invalid argument: invalid setting `port`: must be in 1..=65535 \
              (from 127.0.0.1:7001)"
+        );
+    }
+
+    #[test]
+    fn a_message_that_opens_with_the_code_word_is_not_prefixed_twice() {
+        let f = Failure::call("token revoke")(ClientError::Rejected {
+            addr: addr(),
+            status: tonic::Status::failed_precondition(
+                "refused: `admin` is the last administrator",
+            ),
+        });
+        assert_eq!(
+            f.line(),
+            "error: token revoke: refused: `admin` is the last administrator (from 127.0.0.1:7001)"
         );
     }
 
