@@ -1,7 +1,9 @@
-//! `siem-relay`: the relay's one command. `serve` runs a node of the cluster; the other
-//! subcommands (`cli/`) manage a running cluster through its public gRPC API.
+//! `siem-relay`: the relay's one command. `serve` runs a node of the cluster; `demo` runs a
+//! whole cluster on loopback and shows it at work; the other subcommands (`cli/`) manage a
+//! running cluster through its public gRPC API.
 
 mod cli;
+mod demo;
 
 #[cfg(test)]
 mod args_tests;
@@ -64,10 +66,16 @@ enum Command {
     },
     #[command(flatten)]
     Admin(cli::AdminCommand),
+    /// Show the relay at work, with no configuration: a 3-node cluster on loopback delivering
+    /// sample alerts to built-in SIEM receivers behind one round-robin DNS name; a receiver and
+    /// then the leader are killed and the failovers timed. Ends with a summary (exit code 0 when
+    /// nothing acknowledged was lost); Ctrl-C stops it and removes what it started.
+    Demo(demo::DemoArgs),
 }
 
 /// Logs on stderr; without `RUST_LOG`, `default` says what is logged (a node logs `info`, the
-/// admin commands nothing, so that a failure is one line).
+/// demo warnings (its screen is its output), the admin commands nothing, so that a failure is one
+/// line).
 fn init_logs(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -109,18 +117,27 @@ async fn main() -> ExitCode {
             data_dir,
         } => {
             init_logs(cli.log_format, "info,openraft=warn");
-            match serve(config, dev, data_dir).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    // As `main() -> anyhow::Result` printed it: the chain of causes on one line.
-                    eprintln!("Error: {e:?}");
-                    ExitCode::FAILURE
-                }
-            }
+            exit_code(serve(config, dev, data_dir).await)
         }
         Command::Admin(command) => {
             init_logs(cli.log_format, "off");
             cli::run(&cli.api, command).await
+        }
+        Command::Demo(args) => {
+            init_logs(cli.log_format, "warn");
+            exit_code(demo::run(args).await)
+        }
+    }
+}
+
+/// `Ok` is success; an error is printed as `main() -> anyhow::Result` prints it (its chain of
+/// causes) and exits 1.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            ExitCode::FAILURE
         }
     }
 }
