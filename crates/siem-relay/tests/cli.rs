@@ -395,3 +395,84 @@ async fn tls_needs_an_uploaded_certificate_and_the_upload_shows_it() {
     assert_eq!(members["members"].as_array().unwrap().len(), 3, "{members}");
     assert!(members["leader_id"].as_u64().is_some(), "{members}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ca_the_cli_talks_tls_to_the_api_and_verifies_the_node() {
+    let net = testkit::LoopbackNet::random();
+    let siem_addr = std::net::SocketAddr::new(net.ip(200), testkit::free_port(net.ip(200)));
+    let pki = TestPki::new("relay.test").unwrap();
+    let files = TempDir::new("cli-api-tls").unwrap();
+    let path = |name: &str| files.path().join(name).display().to_string();
+    std::fs::write(path("api.pem"), &pki.server_cert_pem).unwrap();
+    std::fs::write(path("api.key"), &pki.server_key_pem).unwrap();
+    std::fs::write(path("ca.pem"), &pki.ca_pem).unwrap();
+    let other = TestPki::new("relay.test").unwrap();
+    std::fs::write(path("other-ca.pem"), &other.ca_pem).unwrap();
+    std::fs::write(path("admin-token"), ADMIN_TOKEN).unwrap();
+    let cluster = Cluster::start_with(1, &siem_table(siem_addr, ""), |_, _| NodeToml {
+        listen: format!(
+            "api_tls_cert = \"{}\"\napi_tls_key = \"{}\"",
+            path("api.pem"),
+            path("api.key")
+        ),
+        tables: format!("[admin]\ntoken_file = \"{}\"\n", path("admin-token")),
+    });
+    let api = cluster.nodes[&1].api.to_string();
+    let (ca, other_ca, token) = (path("ca.pem"), path("other-ca.pem"), path("admin-token"));
+    let tls = |ca: &str| {
+        cli(
+            &[
+                "--endpoint",
+                &api,
+                "--ca",
+                ca,
+                "--server-name",
+                "relay.test",
+                "--token-file",
+                &token,
+                "--timeout",
+                "3s",
+                "--json",
+                "whoami",
+            ],
+            &[],
+        )
+    };
+    let deadline = Instant::now() + WAIT;
+    let out = loop {
+        let out = tls(&ca);
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(out.status.success(), "{}\n{}", stderr(&out), cluster.logs());
+    let me: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(me["name"], "admin");
+
+    let out = tls(&other_ca);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a node certificate from another CA"
+    );
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    let out = cli(
+        &[
+            "--endpoint",
+            &api,
+            "--token-file",
+            &token,
+            "--timeout",
+            "3s",
+            "whoami",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "plain text to a TLS port");
+    let out = cli(
+        &["--endpoint", &api, "--ca", &path("missing.pem"), "whoami"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
