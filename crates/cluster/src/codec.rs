@@ -10,9 +10,10 @@
 //! |---|---|
 //! | 1 | the first format |
 //! | 2 | `SiemSettings` gains `alert_facility` and `activity_facility`; `Record` gains `received_at_ms` |
+//! | 3 | new variants: `Command::AddFirstAdministrator`; `Refusal::{LastAdministrator, NoSuchUser, NodeIdReused}`; `ForwardRequest::{AddNode, RemoveNode, ReadMembers, ReadUsers}`, `ForwardReply::{Members, Users}`. Bytes of format 2 are also bytes of format 3 (variants were only appended), but a node of format 2 cannot read the new variants, so the version says which build may read them |
 //!
-//! This build writes version 2 and reads 1 and 2, so log entries and snapshots written by the
-//! previous build still load. The decoder of version 1 is the same types read with the fields
+//! This build writes version 3 and reads 1 to 3, so log entries and snapshots written by the
+//! previous builds still load. The decoder of version 1 is the same types read with the fields
 //! added since left out: while [`decode`] reads version-1 bytes, a field marked with
 //! [`added_in`] reads nothing and takes its default. (The Raft service still refuses a peer of
 //! another version: the nodes of one cluster run one format.)
@@ -22,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::cell::Cell;
 
 /// The codec version written by this build.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 /// The oldest codec version this build reads.
 pub const OLDEST_READABLE_VERSION: u8 = 1;
 

@@ -104,7 +104,10 @@ pub fn to_status(e: &ClusterError) -> tonic::Status {
     match e {
         ClusterError::Refused { refusal } => match refusal {
             Refusal::OutboxFull(_) => Status::resource_exhausted(msg),
-            Refusal::RevisionMismatch { .. } => Status::failed_precondition(msg),
+            Refusal::RevisionMismatch { .. }
+            | Refusal::LastAdministrator { .. }
+            | Refusal::NodeIdReused { .. } => Status::failed_precondition(msg),
+            Refusal::NoSuchUser { .. } => Status::not_found(msg),
             Refusal::InvalidSettings(_) | Refusal::InvalidField { .. } => {
                 Status::invalid_argument(msg)
             }
@@ -113,7 +116,7 @@ pub fn to_status(e: &ClusterError) -> tonic::Status {
             Status::invalid_argument(msg)
         }
         ClusterError::NotLeader { .. } | ClusterError::Transport { .. } => Status::unavailable(msg),
-        ClusterError::NodeIdReused { .. } => Status::already_exists(msg),
+        ClusterError::NodeIdReused { .. } => Status::failed_precondition(msg),
         ClusterError::Timeout { .. } => Status::deadline_exceeded(msg),
         ClusterError::Unauthenticated { .. } => Status::unauthenticated(msg),
         ClusterError::Store { .. } | ClusterError::Codec { .. } | ClusterError::Raft { .. } => {

@@ -13,6 +13,7 @@
 pub mod codec;
 pub mod config;
 pub mod error;
+mod membership;
 pub mod messages;
 pub mod network;
 pub mod node;

@@ -4,10 +4,10 @@
 
 use crate::settings::SiemSettings;
 use crate::state::outbox::{OutboxEntry, Record};
-use crate::state::{Command, Response, SubmitOutcome};
+use crate::state::{Command, Response, SubmitOutcome, User};
 use crate::types::NodeId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A request forwarded from a follower to the leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -16,6 +16,24 @@ pub enum ForwardRequest {
     Write(Command),
     /// Read the settings after confirming leadership (linearizable).
     ReadSettings,
+    /// Add a node: as a learner, wait until it caught up, then promote it to voter. Refused
+    /// (`Refusal::NodeIdReused`) for an ID that is or was a member. Added in codec format 3.
+    AddNode {
+        /// The new node's ID.
+        id: NodeId,
+        /// Its Raft address.
+        addr: String,
+    },
+    /// Remove a node for good: retire its ID, then take it out of the membership. Added in
+    /// codec format 3.
+    RemoveNode {
+        /// The node's ID.
+        id: NodeId,
+    },
+    /// Read the members after confirming leadership. Added in codec format 3.
+    ReadMembers,
+    /// Read the users after confirming leadership. Added in codec format 3.
+    ReadUsers,
 }
 
 /// The leader's answer to a [`ForwardRequest`].
@@ -25,6 +43,23 @@ pub enum ForwardReply {
     Written(Response),
     /// The settings and their revision.
     Settings(SiemSettings, u64),
+    /// The members (after a membership change, or a read). Added in codec format 3.
+    Members(MembersView),
+    /// The users by name. Added in codec format 3.
+    Users(BTreeMap<String, User>),
+}
+
+/// The cluster's members as the leader sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersView {
+    /// Voters: ID -> Raft address.
+    pub voters: BTreeMap<NodeId, String>,
+    /// Learners (receive the log, do not vote): ID -> Raft address.
+    pub learners: BTreeMap<NodeId, String>,
+    /// The leader, if known.
+    pub leader: Option<NodeId>,
+    /// IDs that may never be used again.
+    pub retired: BTreeSet<NodeId>,
 }
 
 /// Why the leader side could not serve a request.

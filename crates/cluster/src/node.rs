@@ -8,13 +8,13 @@
 use crate::config::TimingConfig;
 use crate::error::ClusterError;
 use crate::messages::{
-    ClientReply, ClientRequest, ForwardError, ForwardReply, ForwardRequest, NodeStatus,
+    ClientReply, ClientRequest, ForwardError, ForwardReply, ForwardRequest, MembersView, NodeStatus,
 };
 use crate::network::{ClusterSecret, NetworkFactory, RaftServer, ServeCalls};
 use crate::router::{LeaderRouter, RouterConfig};
 use crate::settings::SiemSettings;
 use crate::state::outbox::{OutboxEntry, Record};
-use crate::state::{Command, Response, SubmitOutcome};
+use crate::state::{Command, Response, SubmitOutcome, User};
 use crate::store::fs::{FsRef, StdFs};
 use crate::store::{SharedState, StoreOptions};
 use crate::tls::TransportTls;
@@ -351,30 +351,39 @@ impl ClusterClient {
         Ok(())
     }
 
-    /// Removes node `id` (voter or learner) for good: its ID is retired first (leader only).
-    pub async fn remove_node(&self, id: NodeId) -> Result<(), ClusterError> {
-        self.ensure_leader()?;
-        self.propose(Command::RetireNode { node_id: id }).await?;
-        let ids: BTreeSet<NodeId> = [id].into();
-        let is_voter = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|v| v == id);
-        if is_voter {
-            self.raft
-                .change_membership(openraft::ChangeMembers::RemoveVoters(ids.clone()), false)
-                .await
-                .map_err(ClusterError::raft)?;
-        }
-        self.raft
-            .change_membership(openraft::ChangeMembers::RemoveNodes(ids), false)
+    /// Adds node `id` at `addr` from any node (served by the leader): it joins as a learner,
+    /// catches up with the log and becomes a voter. Refuses an ID that is or was a member
+    /// (`Refused { NodeIdReused }`). Returns the members after the change.
+    pub async fn add_node(&self, id: NodeId, addr: String) -> Result<MembersView, ClusterError> {
+        self.members_reply(ForwardRequest::AddNode { id, addr })
             .await
-            .map_err(ClusterError::raft)?;
-        Ok(())
+    }
+
+    /// Removes node `id` (voter or learner) for good, from any node (served by the leader): its
+    /// ID is retired first, then it leaves the membership. Returns the members after it.
+    pub async fn remove_node(&self, id: NodeId) -> Result<MembersView, ClusterError> {
+        self.members_reply(ForwardRequest::RemoveNode { id }).await
+    }
+
+    /// The members, read on the leader after confirming its leadership (linearizable).
+    pub async fn members(&self) -> Result<MembersView, ClusterError> {
+        self.members_reply(ForwardRequest::ReadMembers).await
+    }
+
+    /// The users by name, read on the leader after confirming its leadership (linearizable).
+    pub async fn users(&self) -> Result<BTreeMap<String, User>, ClusterError> {
+        match self.router.on_leader(ForwardRequest::ReadUsers).await? {
+            ForwardReply::Users(users) => Ok(users),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn members_reply(&self, req: ForwardRequest) -> Result<MembersView, ClusterError> {
+        match self.router.on_leader(req).await? {
+            ForwardReply::Members(view) => Ok(view),
+            ForwardReply::Written(Response::Refused(refusal)) => Err(refusal.into()),
+            other => Err(unexpected(&other)),
+        }
     }
 
     async fn propose(&self, command: Command) -> Result<Response, ClusterError> {
@@ -385,9 +394,7 @@ impl ClusterClient {
         {
             ForwardReply::Written(Response::Refused(refusal)) => Err(refusal.into()),
             ForwardReply::Written(r) => Ok(r),
-            ForwardReply::Settings(..) => {
-                Err(ClusterError::raft("unexpected settings reply to a write"))
-            }
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -448,7 +455,7 @@ impl ClusterClient {
         }
         match self.router.on_leader(ForwardRequest::ReadSettings).await? {
             ForwardReply::Settings(s, r) => Ok((s, r)),
-            ForwardReply::Written(_) => Err(ClusterError::raft("unexpected write reply to a read")),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -469,6 +476,17 @@ impl ClusterClient {
     pub fn read_outbox(&self, from_seq: u64, max: usize) -> Vec<OutboxEntry> {
         self.shared.read().state.read_outbox(from_seq, max)
     }
+}
+
+/// A reply of another kind than the request asked for (a bug, or a peer of another build).
+fn unexpected(reply: &ForwardReply) -> ClusterError {
+    let kind = match reply {
+        ForwardReply::Written(_) => "write",
+        ForwardReply::Settings(..) => "settings",
+        ForwardReply::Members(_) => "members",
+        ForwardReply::Users(_) => "users",
+    };
+    ClusterError::raft(format!("unexpected {kind} reply from the leader"))
 }
 
 async fn log_server_end(

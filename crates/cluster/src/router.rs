@@ -7,13 +7,15 @@
 
 use crate::codec;
 use crate::error::ClusterError;
+use crate::membership::{self, ChangeError};
 use crate::messages::{ForwardError, ForwardReply, ForwardRequest};
 use crate::network::{ClusterSecret, connect, request};
 use crate::stage::{Stage, stage_timing};
-use crate::state::Request;
+use crate::state::{ClusterState, Command, Refusal, Request, Response};
 use crate::store::SharedState;
 use crate::tls::TransportTls;
 use crate::types::{NodeId, Raft};
+use openraft::BasicNode;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use relay_proto::raft::v1::raft_service_client::RaftServiceClient;
 use std::collections::HashMap;
@@ -26,6 +28,19 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// A failed proposal as the forwarding side reports it.
+fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> ForwardError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ForwardError::NotLeader {
+            leader_id: f.leader_id,
+            leader_addr: f.leader_node.map(|n| n.addr),
+        },
+        e => ForwardError::Failed {
+            reason: e.to_string(),
+        },
+    }
 }
 
 /// Routes requests to the leader (cheap to clone).
@@ -71,51 +86,93 @@ impl LeaderRouter {
         req: ForwardRequest,
     ) -> Result<ForwardReply, ForwardError> {
         match req {
-            ForwardRequest::Write(command) => {
-                // The leader stamps the request with its clock; the state machine never reads one.
-                let request = Request {
-                    stamped_at_ms: now_ms(),
-                    command,
-                };
-                let started = std::time::Instant::now();
-                let written = self.raft.client_write(request).await;
-                let raft = &self.raft;
-                stage_timing(
-                    Stage::ClientWrite,
-                    started.elapsed(),
-                    || raft.metrics().borrow().id,
-                    0,
-                );
-                match written {
-                    Ok(resp) => Ok(ForwardReply::Written(resp.data)),
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                        Err(ForwardError::NotLeader {
-                            leader_id: f.leader_id,
-                            leader_addr: f.leader_node.map(|n| n.addr),
-                        })
-                    }
-                    Err(e) => Err(ForwardError::Failed {
-                        reason: e.to_string(),
-                    }),
+            ForwardRequest::Write(command) => self.write(command).await.map(ForwardReply::Written),
+            ForwardRequest::ReadSettings => {
+                self.read(|s| {
+                    let (settings, rev) = s.settings();
+                    ForwardReply::Settings(settings.clone(), rev)
+                })
+                .await
+            }
+            ForwardRequest::ReadUsers => {
+                self.read(|s| ForwardReply::Users(s.users().clone())).await
+            }
+            ForwardRequest::ReadMembers => {
+                self.ensure_linearizable().await?;
+                Ok(ForwardReply::Members(membership::view(
+                    &self.raft,
+                    &self.shared,
+                )))
+            }
+            ForwardRequest::AddNode { id, addr } => {
+                match membership::add_node(&self.raft, &self.shared, id, addr).await {
+                    Err(ChangeError::Reused) => Ok(ForwardReply::Written(Response::Refused(
+                        Refusal::NodeIdReused { node_id: id },
+                    ))),
+                    Err(ChangeError::Raft(e)) => Err(write_error(*e)),
+                    Ok(()) => Ok(ForwardReply::Members(membership::view(
+                        &self.raft,
+                        &self.shared,
+                    ))),
                 }
             }
-            ForwardRequest::ReadSettings => match self.raft.ensure_linearizable().await {
-                Ok(_) => {
-                    let v = self.shared.read();
-                    let (s, rev) = v.state.settings();
-                    Ok(ForwardReply::Settings(s.clone(), rev))
+            ForwardRequest::RemoveNode { id } => {
+                let retired = self.write(Command::RetireNode { node_id: id }).await?;
+                if let Response::Refused(_) = retired {
+                    return Ok(ForwardReply::Written(retired));
                 }
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                    Err(ForwardError::NotLeader {
-                        leader_id: f.leader_id,
-                        leader_addr: f.leader_node.map(|n| n.addr),
-                    })
+                match membership::remove_retired(&self.raft, id).await {
+                    Err(ChangeError::Raft(e)) => Err(write_error(*e)),
+                    Err(ChangeError::Reused) | Ok(()) => Ok(ForwardReply::Members(
+                        membership::view(&self.raft, &self.shared),
+                    )),
                 }
-                Err(e) => Err(ForwardError::Failed {
-                    reason: e.to_string(),
-                }),
-            },
+            }
         }
+    }
+
+    /// Proposes `command`, stamped with this leader's clock (the state machine never reads one).
+    async fn write(&self, command: Command) -> Result<Response, ForwardError> {
+        let request = Request {
+            stamped_at_ms: now_ms(),
+            command,
+        };
+        let started = std::time::Instant::now();
+        let written = self.raft.client_write(request).await;
+        let raft = &self.raft;
+        stage_timing(
+            Stage::ClientWrite,
+            started.elapsed(),
+            || raft.metrics().borrow().id,
+            0,
+        );
+        written.map(|r| r.data).map_err(write_error)
+    }
+
+    /// Confirms leadership with a quorum, so a read after it sees every committed change.
+    async fn ensure_linearizable(&self) -> Result<(), ForwardError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(ForwardError::NotLeader {
+                    leader_id: f.leader_id,
+                    leader_addr: f.leader_node.map(|n| n.addr),
+                })
+            }
+            Err(e) => Err(ForwardError::Failed {
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// A linearizable read of the applied state.
+    async fn read(
+        &self,
+        f: impl FnOnce(&ClusterState) -> ForwardReply,
+    ) -> Result<ForwardReply, ForwardError> {
+        self.ensure_linearizable().await?;
+        let v = self.shared.read();
+        Ok(f(&v.state))
     }
 
     /// A `NotLeader` error naming the leader this node knows of.

@@ -116,6 +116,10 @@ fn commands() -> Vec<Command> {
             name: String::from("bob"),
         },
         Command::RetireNode { node_id: 9_u64 },
+        Command::AddFirstAdministrator {
+            name: String::from("root"),
+            token_sha256: [0x5a_u8; 32],
+        },
     ]
 }
 
@@ -124,44 +128,49 @@ fn request_golden(command: &Command) -> &'static str {
     match command {
         // version 02, stamped_at_ms, the variant, its fields
         Command::Submit { .. } => {
-            "02 80d095ffbc31 00
+            "03 80d095ffbc31 00
              02 00 03696473 03612d31 03434546 93c995ffbc31
                 01 046e6f6465 00 0178 93c995ffbc31"
         }
         Command::UpdateSettings { .. } => {
-            "02 80d095ffbc31 01
+            "03 80d095ffbc31 01
              0103
              00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
              01 03 50454d 00 8040 15 13"
         }
-        Command::Delivered { .. } => "02 80d095ffbc31 02 2a",
-        Command::SetLimits { .. } => "02 80d095ffbc31 03 80dddb01 8827 bc05 90bf05",
+        Command::Delivered { .. } => "03 80d095ffbc31 02 2a",
+        Command::SetLimits { .. } => "03 80d095ffbc31 03 80dddb01 8827 bc05 90bf05",
         Command::PutUser { .. } => {
-            "02 80d095ffbc31 04 03616e6e
+            "03 80d095ffbc31 04 03616e6e
              01 a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5"
         }
-        Command::RemoveUser { .. } => "02 80d095ffbc31 05 03626f62",
-        Command::RetireNode { .. } => "02 80d095ffbc31 06 09",
+        Command::RemoveUser { .. } => "03 80d095ffbc31 05 03626f62",
+        Command::RetireNode { .. } => "03 80d095ffbc31 06 09",
+        // format 3: the name, then the 32 bytes of the hash with no length before them
+        Command::AddFirstAdministrator { .. } => {
+            "03 80d095ffbc31 07 04726f6f74
+             5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+        }
     }
 }
 
 #[test]
 fn the_codec_envelope_is_a_version_byte_then_postcard() {
-    assert_eq!(FORMAT_VERSION, 2_u8);
+    assert_eq!(FORMAT_VERSION, 3_u8);
     let value = (7_u8, 300_u16, String::from("ab"), vec![0xff_u8, 0x00]);
     assert_golden(
         "a codec envelope",
         &codec::encode(&value).unwrap(),
-        "02 07 ac02 02 6162 02 ff00",
+        "03 07 ac02 02 6162 02 ff00",
     );
     let mut appended = vec![0xee_u8];
     codec::encode_into(&value, &mut appended).unwrap();
-    assert_golden("encode_into", &appended, "ee 02 07 ac02 02 6162 02 ff00");
+    assert_golden("encode_into", &appended, "ee 03 07 ac02 02 6162 02 ff00");
     let ok: Result<u32, String> = Ok(5_u32);
     assert_golden(
         "an Ok result",
         &codec::encode_result(&ok).unwrap(),
-        "00 02 05",
+        "00 03 05",
     );
     let err: Result<u32, String> = Err(String::from("no"));
     // An error is JSON after the 1, not the versioned envelope.
@@ -179,7 +188,7 @@ fn a_log_entry_request_of_each_command() {
         .iter()
         .map(|c| format!("{:?}", std::mem::discriminant(c)))
         .collect();
-    assert_eq!(kinds.len(), 7, "one command of each kind");
+    assert_eq!(kinds.len(), 8, "one command of each kind");
     for command in commands {
         let golden = request_golden(&command);
         let request = Request {
@@ -213,7 +222,7 @@ fn raft_log_entries_of_each_payload_kind() {
     assert_golden(
         "a blank entry",
         &codec::encode(&blank).unwrap(),
-        "02 02 01 05 00",
+        "03 02 01 05 00",
     );
     let normal = Entry {
         log_id: log_id(2, 1, 6),
@@ -225,7 +234,7 @@ fn raft_log_entries_of_each_payload_kind() {
     assert_golden(
         "a normal entry",
         &codec::encode(&normal).unwrap(),
-        "02 02 01 06 01 80d095ffbc31 02 2a",
+        "03 02 01 06 01 80d095ffbc31 02 2a",
     );
     let config = Entry {
         log_id: log_id(2, 1, 7),
@@ -234,7 +243,7 @@ fn raft_log_entries_of_each_payload_kind() {
     assert_golden(
         "a membership entry",
         &codec::encode(&config).unwrap(),
-        "02 02 01 07 02
+        "03 02 01 07 02
          01 02 01 02
          02 01 0d 31302e302e302e313a37303031 02 0d 31302e302e302e323a37303031",
     );
@@ -245,7 +254,7 @@ fn siem_settings() {
     assert_golden(
         "SiemSettings",
         &codec::encode(&settings()).unwrap(),
-        "02 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
+        "03 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
          01 03 50454d 00 8040 15 13",
     );
 }
@@ -257,16 +266,16 @@ fn vote_and_log_ids() {
     assert_golden(
         "a committed vote",
         &codec::encode(&vote).unwrap(),
-        "02 04 02 01",
+        "03 04 02 01",
     );
     let hint: Option<LogId> = Some(log_id(3, 2, 99));
     assert_golden(
         "a committed hint",
         &codec::encode(&hint).unwrap(),
-        "02 01 03 02 63",
+        "03 01 03 02 63",
     );
     let none: Option<LogId> = None;
-    assert_golden("no log ID", &codec::encode(&none).unwrap(), "02 00");
+    assert_golden("no log ID", &codec::encode(&none).unwrap(), "03 00");
 }
 
 /// A state image with something in every part.
@@ -303,7 +312,7 @@ fn snapshot_state_image() {
         &codec::encode(&state_image()).unwrap(),
         // version, settings; revision; limits; dedup slots (one 24-byte slot); outbox (limits,
         // entries, next sequence number, cursor, bytes); users; retired nodes; clock
-        "02 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
+        "03 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
          01 03 50454d 00 8040 15 13
          0c
          80dddb01 8827 bc05 90bf05
@@ -325,7 +334,7 @@ fn snapshot_meta() {
     assert_golden(
         "SnapshotMeta",
         &codec::encode(&meta).unwrap(),
-        "02 01 02 01 07
+        "03 01 02 01 07
          01 02 01 03
          01 02 01 02
          02 01 0d 31302e302e302e313a37303031 02 0d 31302e302e302e323a37303031
@@ -348,7 +357,7 @@ fn raft_rpc_payloads() {
     assert_golden(
         "AppendEntriesRequest",
         &codec::encode(&append).unwrap(),
-        "02 04 02 00 01 03 02 0a 01 04 02 0b 00 01 03 02 09",
+        "03 04 02 00 01 03 02 0a 01 04 02 0b 00 01 03 02 09",
     );
     let vote_req = VoteRequest {
         vote,
@@ -357,7 +366,7 @@ fn raft_rpc_payloads() {
     assert_golden(
         "VoteRequest",
         &codec::encode(&vote_req).unwrap(),
-        "02 04 02 00 01 03 01 08",
+        "03 04 02 00 01 03 01 08",
     );
     let install = InstallSnapshotRequest::<TypeConfig> {
         vote,
@@ -373,18 +382,18 @@ fn raft_rpc_payloads() {
     assert_golden(
         "InstallSnapshotRequest",
         &codec::encode(&install).unwrap(),
-        "02 04 02 00 01 03 02 0a 00 00 00 01 73 808004 02 abcd 01",
+        "03 04 02 00 01 03 02 0a 00 00 00 01 73 808004 02 abcd 01",
     );
     let replies: [(&str, Vec<u8>, &str); 4] = [
         (
             "AppendEntriesResponse::Conflict",
             reply(&AppendEntriesResponse::<u64>::Conflict),
-            "00 02 02",
+            "00 03 02",
         ),
         (
             "AppendEntriesResponse::HigherVote",
             reply(&AppendEntriesResponse::<u64>::HigherVote(vote)),
-            "00 02 03 04 02 00",
+            "00 03 03 04 02 00",
         ),
         (
             "VoteResponse",
@@ -393,12 +402,12 @@ fn raft_rpc_payloads() {
                 vote_granted: true,
                 last_log_id: Some(log_id(3, 1, 8)),
             }),
-            "00 02 04 02 00 01 01 03 01 08",
+            "00 03 04 02 00 01 01 03 01 08",
         ),
         (
             "InstallSnapshotResponse",
             reply(&InstallSnapshotResponse { vote }),
-            "00 02 04 02 00",
+            "00 03 04 02 00",
         ),
     ];
     for (what, actual, golden) in replies {
@@ -456,12 +465,12 @@ mod files {
             "a log segment",
             &std::fs::read(segment).unwrap(),
             // kind, length, index, CRC; then the payload
-            "01 0d000000 0100000000000000 8ba5be28
-             02 01 01 01 01 80d095ffbc31 02 05
-             02 05000000 0000000000000000 a717c33b
-             02 01 01 01 01
-             01 0d000000 0200000000000000 d1cd9e21
-             02 01 01 02 01 80d095ffbc31 02 06",
+            "01 0d000000 0100000000000000 0e7c28f5
+             03 01 01 01 01 80d095ffbc31 02 05
+             02 05000000 0000000000000000 173ea306
+             03 01 01 01 01
+             01 0d000000 0200000000000000 541408fc
+             03 01 01 02 01 80d095ffbc31 02 06",
         );
     }
 
@@ -499,11 +508,11 @@ mod files {
             // meta length; meta (version, last log ID, membership, snapshot ID); image (version,
             // settings, revision, limits, dedup slots, outbox, users, retired nodes, clock); CRC
             "36000000
-             02 01 01 01 02
+             03 01 01 01 02
              01 01 01 01 01 02 01 02 02 01
              0d 31302e302e302e313a37303031 02 0d 31302e302e302e323a37303031
              09 54312d4e312d322d30
-             02 01 01 09 3132372e302e302e31 8204 00 0a 7369656d2d72656c6179 e0d403 00 00 808002 11 12
+             03 01 01 09 3132372e302e302e31 8204 00 0a 7369656d2d72656c6179 e0d403 00 00 808002 11 12
              00
              80b89929 c0843d c0843d 80808080 02
              18 ed6f29bde1fcb148 1c2a5a03d525f418 0068e5cf8b010000
@@ -513,7 +522,7 @@ mod files {
              00
              00
              80d095ffbc31
-             963446a5",
+             8d043415",
         );
     }
 
@@ -535,9 +544,9 @@ mod files {
             .open_table(redb::TableDefinition::<&str, &[u8]>::new("raft_meta"))
             .unwrap();
         let vote = table.get("vote").unwrap().unwrap();
-        assert_golden("the saved vote", vote.value(), "02 05 03 00");
+        assert_golden("the saved vote", vote.value(), "03 05 03 00");
         let purged = table.get("last_purged").unwrap().unwrap();
-        assert_golden("the saved purge point", purged.value(), "02 01 01 01 01");
+        assert_golden("the saved purge point", purged.value(), "03 01 01 01 01");
     }
 }
 
@@ -545,20 +554,31 @@ mod files {
 /// build must read what a newer one forwards during a rolling upgrade.
 #[test]
 fn forwarded_requests_and_replies() {
-    use cluster::messages::{ForwardError, ForwardReply, ForwardRequest};
-    use cluster::state::{Response, SubmitOutcome};
+    use cluster::messages::{ForwardError, ForwardReply, ForwardRequest, MembersView};
+    use cluster::state::{Refusal, Response, SubmitOutcome};
     let requests = [
         ForwardRequest::Write(Command::Delivered { up_to_seq: 7_u64 }),
         ForwardRequest::ReadSettings,
+        ForwardRequest::AddNode {
+            id: 4_u64,
+            addr: String::from("n4:7100"),
+        },
+        ForwardRequest::RemoveNode { id: 5_u64 },
+        ForwardRequest::ReadMembers,
+        ForwardRequest::ReadUsers,
     ];
     for r in &requests {
         let golden = match r {
-            ForwardRequest::Write(_) => "02 00 02 07",
-            ForwardRequest::ReadSettings => "02 01",
+            ForwardRequest::Write(_) => "03 00 02 07",
+            ForwardRequest::ReadSettings => "03 01",
+            ForwardRequest::AddNode { .. } => "03 02 04 07 6e343a37313030",
+            ForwardRequest::RemoveNode { .. } => "03 03 05",
+            ForwardRequest::ReadMembers => "03 04",
+            ForwardRequest::ReadUsers => "03 05",
         };
         assert_golden("forward request", &codec::encode(r).unwrap(), golden);
     }
-    let replies: [Result<ForwardReply, ForwardError>; 4] = [
+    let replies: [Result<ForwardReply, ForwardError>; 7] = [
         Ok(ForwardReply::Written(Response::Submitted {
             outcomes: vec![
                 SubmitOutcome::Accepted { seq: 9_u64 },
@@ -566,6 +586,22 @@ fn forwarded_requests_and_replies() {
             ],
         })),
         Ok(ForwardReply::Settings(settings(), 3_u64)),
+        Ok(ForwardReply::Written(Response::Refused(
+            Refusal::NodeIdReused { node_id: 4_u64 },
+        ))),
+        Ok(ForwardReply::Members(MembersView {
+            voters: BTreeMap::from([(1_u64, String::from("a"))]),
+            learners: BTreeMap::from([(4_u64, String::from("d"))]),
+            leader: Some(1_u64),
+            retired: BTreeSet::from([2_u64]),
+        })),
+        Ok(ForwardReply::Users(BTreeMap::from([(
+            String::from("ann"),
+            User {
+                role: Role::SecurityAuditor,
+                token_sha256: [0x11_u8; 32],
+            },
+        )]))),
         Err(ForwardError::NotLeader {
             leader_id: Some(2_u64),
             leader_addr: Some(String::from("n2:7100")),
@@ -576,9 +612,16 @@ fn forwarded_requests_and_replies() {
     ];
     for r in &replies {
         let golden = match r {
-            Ok(ForwardReply::Written(_)) => "0002000102000901",
+            Ok(ForwardReply::Written(Response::Refused(_))) => "00 03 00 05 06 04",
+            Ok(ForwardReply::Written(_)) => "0003000102000901",
+            // voters {1: "a"}, learners {4: "d"}, leader Some(1), retired {2}
+            Ok(ForwardReply::Members(_)) => "00 03 02 01 01 0161 01 04 0164 01 01 01 02",
+            Ok(ForwardReply::Users(_)) => {
+                "00 03 03 01 03616e6e
+                 01 1111111111111111111111111111111111111111111111111111111111111111"
+            }
             Ok(ForwardReply::Settings(..)) => {
-                "0002010001107369656d2e6578616d706c652e6e6574f232010772656c61792d37c8df02010350454d008040151303"
+                "0003010001107369656d2e6578616d706c652e6e6574f232010772656c61792d37c8df02010350454d008040151303"
             }
             Err(ForwardError::NotLeader { .. }) => {
                 "017b224e6f744c6561646572223a7b226c65616465725f6964223a322c226c65616465725f61646472223a226e323a37313030227d7d"
@@ -729,5 +772,50 @@ mod format_1 {
             old_record(record(RecordKind::Alert, "ids", "a-1", b"CEF"))
         );
         assert_eq!(view.last_applied.map(|l| l.index), Some(2_u64));
+    }
+}
+
+/// Bytes written by the previous build (codec format 2, before the administrator bootstrap and
+/// the membership calls), kept as they were: format 3 only appended variants, so this build
+/// reads them as they are.
+mod format_2 {
+    use super::*;
+
+    const PUT_USER: &str = "02 80d095ffbc31 04 03616e6e
+         01 a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5";
+    const UPDATE_SETTINGS: &str = "02 80d095ffbc31 01
+         0103
+         00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
+         01 03 50454d 00 8040 15 13";
+    const STATE_IMAGE: &str = "02 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07
+         72656c61792d37 c8df02 01 03 50454d 00 8040 15 13
+         0c
+         80dddb01 8827 bc05 90bf05
+         18 ed6f29bde1fcb148 1c2a5a03d525f418 e803000000000000
+         bc05 90bf05 01 02 d00f 01 046e6f6465 00 027879 93c995ffbc31 03 01 26
+         01 03616e6e 00 3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c
+         02 04 08
+         c413";
+
+    fn bytes(golden: &str) -> Vec<u8> {
+        let digits: String = golden.split_whitespace().collect();
+        (0..digits.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn log_entries_and_a_state_image_of_format_2_still_decode() {
+        let commands = commands();
+        let put: Request = codec::decode(&bytes(PUT_USER)).unwrap();
+        assert_eq!(put.command, commands[4]);
+        let update: Request = codec::decode(&bytes(UPDATE_SETTINGS)).unwrap();
+        assert_eq!(update.command, commands[1]);
+        let image: StateImage = codec::decode(&bytes(STATE_IMAGE)).unwrap();
+        assert_eq!(
+            hex(&codec::encode(&image).unwrap()),
+            hex(&codec::encode(&state_image()).unwrap())
+        );
     }
 }

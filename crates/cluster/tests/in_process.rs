@@ -15,8 +15,8 @@ use cluster::config::TimingConfig;
 use cluster::network::ClusterSecret;
 use cluster::node::{ClusterNode, NodeConfig};
 use cluster::settings::SiemSettings;
-use cluster::state::SubmitOutcome;
 use cluster::state::outbox::{Record, RecordKind};
+use cluster::state::{Refusal, SubmitOutcome};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -561,5 +561,54 @@ async fn a_follower_catches_up_through_maximal_entries() {
     })
     .await;
     println!("the follower caught up in {:?}", started.elapsed());
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_node_and_remove_node_work_through_a_follower_and_ids_are_never_reused() {
+    let mut f = Fixture::three().await;
+    let leader = f.wait_leader(&[1, 2, 3], None).await;
+    let follower = follower_of(leader);
+    let dir = tempfile::tempdir().unwrap();
+    let n4 = start_node(4, &f.faults, &dir, SECRET).await;
+    let addr4 = n4.local_addr().to_string();
+    f.nodes.insert(4, n4);
+    f.dirs.push(dir);
+    let view = f.nodes[&follower].add_node(4, addr4.clone()).await.unwrap();
+    assert_eq!(
+        view.voters.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3, 4],
+        "a voter after catching up"
+    );
+    assert!(view.learners.is_empty());
+    let err = f.nodes[&follower]
+        .add_node(2, addr4.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClusterError::Refused {
+                refusal: Refusal::NodeIdReused { node_id: 2 }
+            }
+        ),
+        "{err}"
+    );
+    let view = f.nodes[&follower].remove_node(4).await.unwrap();
+    assert!(!view.voters.contains_key(&4) && !view.learners.contains_key(&4));
+    assert!(view.retired.contains(&4));
+    let read = f.nodes[&follower].members().await.unwrap();
+    assert_eq!(read.leader, Some(leader));
+    assert_eq!(read.retired, view.retired);
+    let err = f.nodes[&follower].add_node(4, addr4).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClusterError::Refused {
+                refusal: Refusal::NodeIdReused { node_id: 4 }
+            }
+        ),
+        "{err}"
+    );
     f.shutdown().await;
 }

@@ -12,6 +12,12 @@
 //! raft = "10.0.0.1:7100"        # node-to-node Raft traffic
 //! ingest = "10.0.0.1:7001"      # the public gRPC API (ingest, status, health)
 //! metrics = "10.0.0.1:9100"     # Prometheus; optional
+//! api_tls_cert = "/etc/siem-relay/api.crt"   # the gRPC API over TLS; both or neither
+//! api_tls_key = "/etc/siem-relay/api.key"
+//!
+//! [admin]
+//! token_file = "/etc/siem-relay/admin-token"  # the first administrator's token, >= 24
+//!                                             # characters; or SIEM_RELAY_ADMIN_TOKEN
 //!
 //! [cluster]
 //! initial_members = [{ id = 1, raft = "10.0.0.1:7100" }, { id = 2, raft = "10.0.0.2:7100" },
@@ -52,6 +58,11 @@ use std::time::Duration;
 
 /// Environment variable that may hold the cluster secret (instead of `cluster.secret_file`).
 pub const SECRET_ENV: &str = "SIEM_RELAY_CLUSTER_SECRET";
+/// Environment variable that may hold the first administrator's token (instead of
+/// `admin.token_file`).
+pub const ADMIN_TOKEN_ENV: &str = "SIEM_RELAY_ADMIN_TOKEN";
+/// Shortest accepted bootstrap token (the server's own tokens carry 256 random bits).
+pub const MIN_ADMIN_TOKEN_LEN: usize = 24;
 
 /// A configuration error: the file, the field and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +90,14 @@ struct FileConfig {
     #[serde(default)]
     raft: FileRaft,
     syslog: Option<FileSyslog>,
+    #[serde(default)]
+    admin: FileAdmin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAdmin {
+    token_file: Option<PathBuf>,
 }
 
 fn default_cluster_name() -> String {
@@ -93,6 +112,8 @@ struct FileListen {
     raft_advertise: Option<String>,
     ingest: SocketAddr,
     metrics: Option<SocketAddr>,
+    api_tls_cert: Option<PathBuf>,
+    api_tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +207,15 @@ pub struct TlsPaths {
     pub key: PathBuf,
 }
 
+/// The certificate and key of the gRPC API over TLS (PEM files).
+#[derive(Debug, Clone)]
+pub struct ApiTls {
+    /// The server certificate chain.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
 /// A validated node configuration.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -221,6 +251,13 @@ pub struct NodeConfig {
     pub client_timeout: Duration,
     /// The CEF syslog listener, if configured (off by default).
     pub syslog: Option<SyslogConfig>,
+    /// The gRPC API (ingest, admin) over TLS, if configured.
+    pub api_tls: Option<ApiTls>,
+    /// The first administrator's token (`admin.token_file` or [`ADMIN_TOKEN_ENV`]), added by
+    /// the bootstrap node while the cluster has no administrator.
+    pub admin_token: Option<String>,
+    /// `--dev` only: where the development token is kept (read if present, else generated).
+    pub dev_token_file: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -296,6 +333,37 @@ impl NodeConfig {
             Some(f) => Some(crate::syslog::config::parse(f, &rel).map_err(|(f, r)| err(&f, r))?),
             None => None,
         };
+        let api_tls = match (raw.listen.api_tls_cert, raw.listen.api_tls_key) {
+            (Some(cert), Some(key)) => Some(ApiTls {
+                cert: rel(cert),
+                key: rel(key),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(err(
+                    "listen.api_tls_key",
+                    "required with api_tls_cert".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "listen.api_tls_cert",
+                    "required with api_tls_key".into(),
+                ));
+            }
+        };
+        let admin_token = match &raw.admin.token_file {
+            Some(p) => Some(
+                std::fs::read_to_string(rel(p.clone()))
+                    .map(|s| s.trim().to_owned())
+                    .map_err(|e| err("admin.token_file", format!("{}: {e}", p.display())))
+                    .and_then(|t| {
+                        check_admin_token(&t).map_err(|r| err("admin.token_file", r))?;
+                        Ok(t)
+                    })?,
+            ),
+            None => None,
+        };
         let raft_advertise = match raw.listen.raft_advertise {
             Some(a) => a,
             None if raw.listen.raft.ip().is_unspecified() => {
@@ -330,7 +398,26 @@ impl NodeConfig {
             timing,
             client_timeout: Duration::from_millis(raw.raft.client_timeout_ms),
             syslog,
+            api_tls,
+            admin_token,
+            dev_token_file: None,
         })
+    }
+
+    /// Takes the first administrator's token from [`ADMIN_TOKEN_ENV`] (passed in as `value`)
+    /// when the file named none; checked like the file's.
+    pub fn admin_token_from_env(mut self, value: Option<String>) -> Result<Self, ConfigError> {
+        if self.admin_token.is_none()
+            && let Some(t) = value.map(|v| v.trim().to_owned())
+        {
+            check_admin_token(&t).map_err(|reason| ConfigError {
+                file: self.source.clone(),
+                field: ADMIN_TOKEN_ENV.into(),
+                reason,
+            })?;
+            self.admin_token = Some(t);
+        }
+        Ok(self)
     }
 
     /// A single-node cluster on loopback with built-in defaults (`serve --dev`): Raft on
@@ -341,7 +428,6 @@ impl NodeConfig {
         Self {
             source: "--dev".into(),
             node_id: 1,
-            data_dir,
             cluster_name: "siem-relay-dev".into(),
             raft_listen: raft,
             raft_advertise: raft.to_string(),
@@ -360,8 +446,27 @@ impl NodeConfig {
             timing: TimingConfig::default(),
             client_timeout: Duration::from_secs(10),
             syslog: None,
+            api_tls: None,
+            admin_token: None,
+            dev_token_file: Some(data_dir.join("admin-token")),
+            data_dir,
         }
     }
+}
+
+/// A bootstrap token must be long enough not to be guessed: at least [`MIN_ADMIN_TOKEN_LEN`]
+/// printable characters without spaces.
+pub fn check_admin_token(token: &str) -> Result<(), String> {
+    if token.len() < MIN_ADMIN_TOKEN_LEN {
+        return Err(format!(
+            "the admin token must be at least {MIN_ADMIN_TOKEN_LEN} characters (it has {})",
+            token.len()
+        ));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the admin token must be printable ASCII without spaces".into());
+    }
+    Ok(())
 }
 
 /// The dotted name of the field a TOML error is about (best effort, for messages).
@@ -658,6 +763,53 @@ host_id = "relay-a"
         assert!(
             e.reason.contains("/etc/relay/c.pem"),
             "the file, from the config's folder: {e}"
+        );
+    }
+
+    #[test]
+    fn the_admin_token_must_be_long_enough_from_the_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("admin-token");
+        std::fs::write(&file, "short\n").unwrap();
+        let text = format!("{GOOD}\n[admin]\ntoken_file = \"{}\"\n", file.display());
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.field, "admin.token_file");
+        assert!(e.reason.contains("at least 24 characters"), "{e}");
+        std::fs::write(&file, "0123456789abcdefghijklmnop\n").unwrap();
+        assert_eq!(
+            parse(&text).unwrap().admin_token.as_deref(),
+            Some("0123456789abcdefghijklmnop")
+        );
+        let none = parse(GOOD).unwrap();
+        assert_eq!(none.admin_token, None);
+        let e = parse(GOOD)
+            .unwrap()
+            .admin_token_from_env(Some("tooshort".into()))
+            .unwrap_err();
+        assert_eq!(e.field, ADMIN_TOKEN_ENV);
+        let env = none
+            .admin_token_from_env(Some("abcdefghijklmnopqrstuvwxyz".into()))
+            .unwrap();
+        assert_eq!(
+            env.admin_token.as_deref(),
+            Some("abcdefghijklmnopqrstuvwxyz")
+        );
+    }
+
+    #[test]
+    fn api_tls_needs_both_files() {
+        let listen = "ingest = \"127.0.0.1:7002\"";
+        let e = parse(&GOOD.replace(listen, &format!("{listen}\napi_tls_cert = \"a.pem\"")))
+            .unwrap_err();
+        assert_eq!(e.field, "listen.api_tls_key");
+        let both = parse(&GOOD.replace(
+            listen,
+            &format!("{listen}\napi_tls_cert = \"a.pem\"\napi_tls_key = \"k.pem\""),
+        ))
+        .unwrap();
+        assert_eq!(
+            both.api_tls.unwrap().cert,
+            PathBuf::from("/etc/relay/a.pem")
         );
     }
 

@@ -9,12 +9,16 @@
 //! - the syslog severity follows the importance: High -> warning, Medium -> notice,
 //!   Low -> informational; a heartbeat is informational (its CEF importance is `0`);
 //! - messages are unframed: the delivery engine frames them for the transport (cef owns framing);
+//! - activity-log records (one admin API call each) are built by `cef::ActivityRecordBuilder`
+//!   (keys `dvs eventId rt src suser cs1`, empty ones left out) on the activity facility;
 //! - CEF relayed by the syslog listener is sent byte for byte: with a new RFC 5424 header (the
 //!   settings' host ID, the alerts facility, the sender's severity) or, when the receiving node
 //!   kept the sender's header, as the message came; either way cut to `max_message_bytes`.
 
-use crate::payload::{AlertPayload, Payload, PayloadError, SyslogPayload};
-use cef::{AlertBuilder, BuildError, Facility, RtFormat, Severity, SyslogEncoder};
+use crate::payload::{ActivityPayload, AlertPayload, Payload, PayloadError, SyslogPayload};
+use cef::{
+    ActivityRecordBuilder, AlertBuilder, BuildError, Facility, RtFormat, Severity, SyslogEncoder,
+};
 use cluster::settings::SiemSettings;
 use cluster::state::outbox::{OutboxEntry, RecordKind};
 
@@ -40,11 +44,14 @@ pub enum EncodeError {
         #[source]
         source: BuildError,
     },
-    /// A record kind this node does not deliver yet.
-    #[error("record {seq}: activity-log records are not delivered by this version")]
-    UnsupportedKind {
+    /// The record's kind and its payload's kind disagree (an activity-log payload in an alert
+    /// record, or the reverse).
+    #[error("record {seq}: a {kind:?} record with a payload of another kind")]
+    KindMismatch {
         /// Outbox sequence number.
         seq: u64,
+        /// The record's kind.
+        kind: RecordKind,
     },
 }
 
@@ -53,7 +60,7 @@ pub enum EncodeError {
 pub struct MessageEncoder {
     host_id: String,
     alerts: SyslogEncoder,
-    activity_facility: Facility,
+    activity: SyslogEncoder,
 }
 
 /// Builds the alert of `payload` (ID `alert_id`, reported by `host_id`) as CEF records: one, or
@@ -98,19 +105,24 @@ impl MessageEncoder {
             .framing(cef::Framing::Datagram)
             .max_message_bytes(settings.max_message_bytes as usize)
             .build()?;
+        let activity = SyslogEncoder::builder()
+            .hostname(settings.host_id.clone())
+            .facility(facility("activity_facility", settings.activity_facility)?)
+            .framing(cef::Framing::Datagram)
+            .max_message_bytes(settings.max_message_bytes as usize)
+            .build()?;
         Ok(Self {
             host_id: settings.host_id.clone(),
             alerts,
-            activity_facility: facility("activity_facility", settings.activity_facility)?,
+            activity,
         })
     }
 
-    /// The facility messages of `kind` are sent on (heartbeats go with alerts). Activity-log
-    /// records are not delivered by this version; theirs is kept for when they are.
+    /// The facility messages of `kind` are sent on (heartbeats go with alerts).
     pub fn facility(&self, kind: RecordKind) -> Facility {
         match kind {
             RecordKind::Alert => self.alerts.facility(),
-            RecordKind::Activity => self.activity_facility,
+            RecordKind::Activity => self.activity.facility(),
         }
     }
 
@@ -123,18 +135,26 @@ impl MessageEncoder {
         out: &mut Vec<Vec<u8>>,
     ) -> Result<usize, EncodeError> {
         let seq = entry.seq;
-        if entry.record.kind != RecordKind::Alert {
-            return Err(EncodeError::UnsupportedKind { seq });
-        }
-        match Payload::decode(&entry.record.payload)
-            .map_err(|source| EncodeError::Payload { seq, source })?
-        {
-            Payload::Alert(p) => self.encode_alert(entry, &p, now_ms, out),
-            Payload::Syslog(p) => {
+        let kind = entry.record.kind;
+        match (
+            kind,
+            Payload::decode(&entry.record.payload)
+                .map_err(|source| EncodeError::Payload { seq, source })?,
+        ) {
+            (RecordKind::Alert, Payload::Alert(p)) => self.encode_alert(entry, &p, now_ms, out),
+            (RecordKind::Alert, Payload::Syslog(p)) => {
                 let (message, truncated) = self.encode_relayed(&p, now_ms);
                 out.push(message);
                 Ok(usize::from(truncated))
             }
+            (RecordKind::Activity, Payload::Activity(p)) => {
+                let (message, truncated) = self
+                    .encode_activity(&p, &entry.record.alert_id, now_ms)
+                    .map_err(|source| EncodeError::Build { seq, source })?;
+                out.push(message);
+                Ok(usize::from(truncated))
+            }
+            _ => Err(EncodeError::KindMismatch { seq, kind }),
         }
     }
 
@@ -182,6 +202,33 @@ impl MessageEncoder {
             out.push(buf);
         }
         Ok(truncated)
+    }
+
+    /// The syslog message of one activity-log entry (event ID `event_id`) on the activity
+    /// facility, and whether it was cut.
+    pub fn encode_activity(
+        &self,
+        payload: &ActivityPayload,
+        event_id: &str,
+        now_ms: i64,
+    ) -> Result<(Vec<u8>, bool), BuildError> {
+        let record = ActivityRecordBuilder::new(&payload.area, payload.name.clone())?
+            .importance(payload.importance.into())
+            .with("dvs", payload.served_by.as_str())?
+            .with("eventId", event_id)?
+            .with_rt(payload.time_ms, RtFormat::Text)?
+            .with("src", payload.client.as_str())?
+            .with("suser", payload.user.as_str())?
+            .with("cs1", payload.details.as_str())?
+            .build();
+        let mut buf = Vec::with_capacity(256 + payload.details.len());
+        let e = self.activity.encode(
+            &record,
+            severity(payload.importance.into()),
+            now_ms,
+            &mut buf,
+        );
+        Ok((buf, e.truncated))
     }
 
     /// A heartbeat stamped `now_ms` describing `components` (name, state: 0 = OK).
@@ -301,6 +348,68 @@ mod tests {
         };
         let e = MessageEncoder::new(&bad).unwrap_err();
         assert!(e.to_string().contains("alert_facility"), "{e}");
+    }
+
+    fn activity_entry(user: &str) -> OutboxEntry {
+        let p = crate::payload::ActivityPayload {
+            area: "siem".into(),
+            name: "Settings change refused".into(),
+            importance: Importance::Medium,
+            time_ms: 1_710_411_342_000,
+            served_by: "10.0.0.1".into(),
+            client: "10.0.0.9".into(),
+            user: user.into(),
+            details: "UpdateSettings port=1; role security_auditor; refused: PERMISSION_DENIED"
+                .into(),
+        };
+        OutboxEntry {
+            seq: 4,
+            accepted_at_ms: 0,
+            record: Record {
+                kind: RecordKind::Activity,
+                source: "siem-relay/node-1".into(),
+                alert_id: "act-1".into(),
+                payload: p.encode().unwrap(),
+                received_at_ms: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn an_activity_record_goes_on_the_activity_facility_with_its_keys_and_no_empty_ones() {
+        let settings = SiemSettings {
+            host_id: "relay-1".into(),
+            activity_facility: 19,
+            ..SiemSettings::default()
+        };
+        let enc = MessageEncoder::new(&settings).unwrap();
+        let mut out = Vec::new();
+        enc.encode_entry(&activity_entry("ann"), 1_710_411_343_120, &mut out)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out.remove(0)).unwrap(),
+            // local3 (19) * 8 + notice (5)
+            "<157>1 2024-03-14T10:15:43.120Z relay-1 siem-relay - - - CEF:0|AO Kaspersky Lab|\
+             Kaspersky Anti Targeted Attack Platform|5.0.0-5201|siem|Settings change refused|\
+             Medium|dvs=10.0.0.1 eventId=act-1 rt=Mar 14 2024 10:15:42 src=10.0.0.9 suser=ann \
+             cs1=UpdateSettings port\\=1; role security_auditor; refused: PERMISSION_DENIED"
+        );
+        enc.encode_entry(&activity_entry(""), 0, &mut out).unwrap();
+        let text = String::from_utf8(out.remove(0)).unwrap();
+        assert!(!text.contains("suser"), "an empty user is left out: {text}");
+        // an alert payload in an activity record is refused, naming the record
+        let mut wrong = entry(
+            9,
+            &AlertPayload {
+                type_token: "file_web".into(),
+                importance: Importance::Low,
+                time_ms: 0,
+                pairs: vec![],
+            },
+        );
+        wrong.record.kind = RecordKind::Activity;
+        let e = enc.encode_entry(&wrong, 0, &mut out).unwrap_err();
+        assert!(e.to_string().contains("record 9"), "{e}");
     }
 
     const RELAYED_CEF: &str =

@@ -5,12 +5,15 @@
 //! ([`ingest`], [`status`]), the leader's delivery pump ([`pump`]) with its pure halves (settings
 //! to engine configuration in [`plan`], records to syslog messages in [`encode`], confirmations
 //! to the outbox cursor in [`tracker`]), what an outbox record's payload holds ([`payload`]),
+//! the admin API with roles and tokens ([`admin`]) and its activity log ([`activity`]),
 //! the CEF syslog listener ([`syslog`]), the Prometheus endpoint with the node's own metrics
 //! ([`observe`]), and [`serve::serve`], which runs it all.
 //!
 //! What it is not: a command line (that is the `siem-relay` binary), or a client (that is
 //! `relay-client`).
 
+pub mod activity;
+pub mod admin;
 pub mod config;
 pub mod encode;
 pub mod ingest;

@@ -8,6 +8,10 @@
 //! A CEF message received by the syslog listener is stored as its **CEF bytes**, exactly as they
 //! came ([`SyslogPayload`]): the relay passes third-party CEF through and never re-encodes it.
 //!
+//! An admin API call is stored as an activity-log entry's **values** ([`ActivityPayload`]): area,
+//! what was done, who, from where, through which node, and the result; the leader encodes it on
+//! the activity facility at delivery.
+//!
 //! The first byte says what follows; the rest is postcard, whose bytes are the Rust types, so
 //! `tests/golden.rs` pins them. A new kind or a changed field gets a new first byte.
 
@@ -17,6 +21,8 @@ use serde::{Deserialize, Serialize};
 pub const ALERT_V1: u8 = 1;
 /// First byte of a relayed syslog payload (CEF received by the listener), format 1.
 pub const SYSLOG_V1: u8 = 2;
+/// First byte of an activity-log payload (one admin API call), format 1.
+pub const ACTIVITY_V1: u8 = 3;
 
 /// Importance of an alert (the CEF severity field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +85,38 @@ impl SyslogPayload {
     }
 }
 
+/// One activity-log entry (an admin API call) as stored in the outbox; the record's alert ID is
+/// its CEF `eventId`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityPayload {
+    /// The area (CEF header type): `siem`, `tls`, `cluster`, `users`, `auth`.
+    pub area: String,
+    /// What was done (CEF header name), e.g. `Settings changed`.
+    pub name: String,
+    /// The importance.
+    pub importance: Importance,
+    /// When, ms since the Unix epoch (CEF `rt`).
+    pub time_ms: i64,
+    /// IP address of the API socket of the node that served the call (CEF `dvs`).
+    pub served_by: String,
+    /// IP address of the caller (CEF `src`).
+    pub client: String,
+    /// The user's name (CEF `suser`); empty when unknown (failed authentication).
+    pub user: String,
+    /// What was done with its details, the role and the result (CEF `cs1`).
+    pub details: String,
+}
+
+impl ActivityPayload {
+    /// The payload bytes: [`ACTIVITY_V1`], then postcard.
+    pub fn encode(&self) -> Result<bytes::Bytes, PayloadError> {
+        let mut out = Vec::with_capacity(64 + self.details.len() + self.name.len());
+        out.push(ACTIVITY_V1);
+        out = postcard::to_extend(self, out)?;
+        Ok(out.into())
+    }
+}
+
 /// Any payload, by its first byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
@@ -86,6 +124,8 @@ pub enum Payload {
     Alert(AlertPayload),
     /// [`SYSLOG_V1`]: CEF received by the syslog listener, as bytes.
     Syslog(SyslogPayload),
+    /// [`ACTIVITY_V1`]: an activity-log entry, as values.
+    Activity(ActivityPayload),
 }
 
 impl Payload {
@@ -95,6 +135,7 @@ impl Payload {
             None => Err(PayloadError::Empty),
             Some((&ALERT_V1, rest)) => Ok(Self::Alert(postcard::from_bytes(rest)?)),
             Some((&SYSLOG_V1, rest)) => Ok(Self::Syslog(postcard::from_bytes(rest)?)),
+            Some((&ACTIVITY_V1, rest)) => Ok(Self::Activity(postcard::from_bytes(rest)?)),
             Some((&other, _)) => Err(PayloadError::UnknownFormat(other)),
         }
     }
@@ -157,6 +198,23 @@ mod tests {
             AlertPayload::decode(&[]),
             Err(PayloadError::Empty)
         ));
+    }
+
+    #[test]
+    fn an_activity_payload_round_trips() {
+        let p = ActivityPayload {
+            area: "siem".into(),
+            name: "Settings changed".into(),
+            importance: Importance::Medium,
+            time_ms: 1_710_411_342_000,
+            served_by: "10.0.0.1".into(),
+            client: "10.0.0.9".into(),
+            user: "ann".into(),
+            details: "UpdateSettings port=6514; role administrator; ok".into(),
+        };
+        let bytes = p.encode().unwrap();
+        assert_eq!(bytes[0], ACTIVITY_V1);
+        assert_eq!(Payload::decode(&bytes).unwrap(), Payload::Activity(p));
     }
 
     #[test]

@@ -261,7 +261,15 @@ impl<'a> Leading<'a> {
         if self.buffer.len() >= BUFFER {
             return;
         }
-        let entries = self.cluster.read_outbox(self.next_seq, READ_BATCH);
+        let entries = {
+            let v = self.cluster.state().read();
+            if v.state.settings().1 != self.revision {
+                // Records committed after a settings change are encoded with it (a stream just
+                // switched off sends none of them): the loop picks the change up first.
+                return;
+            }
+            v.state.read_outbox(self.next_seq, READ_BATCH)
+        };
         if entries.is_empty() {
             return;
         }

@@ -1,6 +1,12 @@
 //! `siem-relay serve`: one node of the cluster, wired together: the cluster core, the public
-//! gRPC API (ingest, status, health), the CEF syslog listener when configured, the leader's
-//! delivery pump and the Prometheus endpoint.
+//! gRPC API (ingest, status, admin, health, reflection; over TLS when `[listen] api_tls_cert`
+//! and `api_tls_key` are set), the activity log of admin calls, the CEF syslog listener when
+//! configured, the leader's delivery pump and the Prometheus endpoint.
+//!
+//! The first administrator: the bootstrap node adds `admin` with the configured token
+//! (`[admin] token_file` or `SIEM_RELAY_ADMIN_TOKEN`; with `--dev`, `<data_dir>/admin-token`,
+//! generated when missing) once a leader exists, while the cluster has no administrator. A node
+//! without a token serves the admin API, but no call authenticates until an administrator exists.
 //!
 //! Start: open the store and start Raft; the node with the lowest ID of `initial_members`
 //! initialises a new cluster (a no-op on a cluster that already is) and writes the initial SIEM
@@ -12,6 +18,8 @@
 //! the node the same way, and `serve` returns [`ServeError::RaftStopped`] (the process exits
 //! non-zero, so a supervisor restarts it).
 
+use crate::activity::ActivityLog;
+use crate::admin::AdminService;
 use crate::config::NodeConfig;
 use crate::ingest::IngestService;
 use crate::pump::{self, PumpConfig};
@@ -19,8 +27,10 @@ use crate::status::{PumpStatus, StatusSource};
 use crate::syslog::{ListenerError, SyslogListener};
 use cluster::network::ClusterSecret;
 use cluster::node::ClusterNode;
+use cluster::settings::SiemSettings;
 use cluster::tls::{TlsFiles, TransportTls};
 use cluster::types::NodeId;
+use relay_proto::admin::v1::admin_server::AdminServer;
 use relay_proto::ingest::v1::ingest_server::IngestServer;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -57,6 +67,21 @@ pub enum ServeError {
     /// The syslog listener could not start.
     #[error(transparent)]
     Syslog(#[from] ListenerError),
+    /// A file of the API's TLS identity (or the `--dev` admin token) could not be read or
+    /// written.
+    #[error("{what} {path}: {source}")]
+    File {
+        /// Which file.
+        what: &'static str,
+        /// Its path.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The reflection service could not be built from the descriptor set.
+    #[error("grpc reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
     /// The Raft core stopped on a fatal error (a storage error such as a full or failing disk):
     /// the node cannot go on and exits non-zero, so that a supervisor restarts it.
     #[error("the Raft core stopped: {0}")]
@@ -87,7 +112,10 @@ pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Resul
             addr: cfg.ingest_listen,
             source,
         })?;
-    bootstrap(&node, &cfg);
+    let admin_token = admin_token(&cfg)?;
+    bootstrap(&node, &cfg, admin_token);
+    let (activity, activity_task) =
+        ActivityLog::start(node.client().clone(), api_addr.ip().to_string());
     let (syslog_stop, syslog_stopped) = tokio::sync::watch::channel(false);
     let syslog = match &cfg.syslog {
         Some(s) => Some(SyslogListener::start(s, node.client().clone(), syslog_stopped).await?),
@@ -110,18 +138,32 @@ pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Resul
     let status = StatusSource::new(node.client().clone(), pump_status);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServer<IngestService>>().await;
+    health.set_serving::<AdminServer<AdminService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(relay_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &cfg.api_tls {
+        builder = builder.tls_config(api_tls_config(tls)?)?;
+    }
     tracing::info!(
         node = cfg.node_id,
         api = %api_addr,
+        api_tls = cfg.api_tls.is_some(),
         raft = %node.local_addr(),
         "siem-relay node ready"
     );
     let fatal: Mutex<Option<String>> = Mutex::new(None);
-    let served = tonic::transport::Server::builder()
+    let served = builder
         .add_service(health_service)
+        .add_service(reflection)
         .add_service(IngestServer::new(IngestService::new(
             node.client().clone(),
             status,
+        )))
+        .add_service(AdminServer::new(AdminService::new(
+            node.client().clone(),
+            activity,
         )))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(api_listener).with_nodelay(Some(true)),
@@ -150,6 +192,13 @@ pub async fn serve(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Resul
         {
             tracing::warn!("the syslog listener did not finish within {SYSLOG_DRAIN:?}");
         }
+    }
+    // The admin service is gone with the server: the activity log commits what it holds.
+    if tokio::time::timeout(Duration::from_secs(5), activity_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the activity log did not commit what it held within 5 s");
     }
     tracing::info!(
         node = cfg.node_id,
@@ -211,9 +260,56 @@ async fn start_cluster(cfg: &NodeConfig) -> Result<ClusterNode, ServeError> {
     Ok(node)
 }
 
-/// On the node with the lowest ID of `initial_members`: initialise the cluster if it is new, and
-/// write the initial SIEM settings once a leader exists, only if they were never written.
-fn bootstrap(node: &ClusterNode, cfg: &NodeConfig) {
+/// The API's TLS identity from its PEM files.
+fn api_tls_config(
+    tls: &crate::config::ApiTls,
+) -> Result<tonic::transport::ServerTlsConfig, ServeError> {
+    let read = |what: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| ServeError::File {
+            what,
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let identity = tonic::transport::Identity::from_pem(
+        read("api tls certificate", &tls.cert)?,
+        read("api tls key", &tls.key)?,
+    );
+    Ok(tonic::transport::ServerTlsConfig::new().identity(identity))
+}
+
+/// The first administrator's token: the configured one, or with `--dev` the one kept in the
+/// data folder (generated when missing). Says in the log where it is, or that there is none.
+fn admin_token(cfg: &NodeConfig) -> Result<Option<String>, ServeError> {
+    if cfg.admin_token.is_some() {
+        return Ok(cfg.admin_token.clone());
+    }
+    let Some(path) = &cfg.dev_token_file else {
+        tracing::warn!(
+            "no admin token configured ([admin] token_file or {}): the admin API serves, but no \
+             call can authenticate until an administrator exists",
+            crate::config::ADMIN_TOKEN_ENV
+        );
+        return Ok(None);
+    };
+    let (token, generated) =
+        crate::admin::bootstrap::dev_token(path).map_err(|source| ServeError::File {
+            what: "dev admin token",
+            path: path.clone(),
+            source,
+        })?;
+    tracing::info!(
+        file = %path.display(),
+        generated,
+        "--dev: the administrator token is in this file (user `admin`)"
+    );
+    Ok(Some(token))
+}
+
+/// On the node with the lowest ID of `initial_members`: initialise the cluster if it is new,
+/// write the initial SIEM settings once a leader exists, only if they were never written, and
+/// add the first administrator with `admin_token` while there is none.
+fn bootstrap(node: &ClusterNode, cfg: &NodeConfig, admin_token: Option<String>) {
     if cfg.initial_members.keys().next() != Some(&cfg.node_id) {
         return;
     }
@@ -228,22 +324,30 @@ fn bootstrap(node: &ClusterNode, cfg: &NodeConfig) {
                 Err(e) => tracing::warn!(error = %e, "a new cluster could not be initialised here"),
             }
         }
-        // Conditional on revision 0: a cluster whose settings were ever changed keeps them.
-        loop {
-            if client.state().read().state.settings().1 > 0 {
-                return;
-            }
-            match client.update_settings(Some(0), initial.clone()).await {
-                Ok(rev) => {
-                    tracing::info!(revision = rev, "initial SIEM settings written");
-                    return;
-                }
-                Err(cluster::ClusterError::Refused { .. }) => return,
-                Err(e) => {
-                    tracing::debug!(error = %e, "initial settings not written yet; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
+        write_initial_settings(&client, initial).await;
+        if let Some(token) = admin_token {
+            crate::admin::bootstrap::add_first_administrator(client, token).await;
         }
     });
+}
+
+/// Writes the initial settings, conditional on revision 0: a cluster whose settings were ever
+/// changed keeps them.
+async fn write_initial_settings(client: &cluster::node::ClusterClient, initial: SiemSettings) {
+    loop {
+        if client.state().read().state.settings().1 > 0 {
+            return;
+        }
+        match client.update_settings(Some(0), initial.clone()).await {
+            Ok(rev) => {
+                tracing::info!(revision = rev, "initial SIEM settings written");
+                return;
+            }
+            Err(cluster::ClusterError::Refused { .. }) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "initial settings not written yet; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
 }

@@ -14,7 +14,10 @@
 //! type, and the old kind still decoded. Never regenerate these from the code.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a test failure with its location
 
-use node::payload::{ALERT_V1, AlertPayload, Importance, Payload, SYSLOG_V1, SyslogPayload};
+use node::payload::{
+    ACTIVITY_V1, ALERT_V1, ActivityPayload, AlertPayload, Importance, Payload, SYSLOG_V1,
+    SyslogPayload,
+};
 use serde_bytes::ByteBuf;
 
 fn hex(bytes: &[u8]) -> String {
@@ -106,5 +109,36 @@ fn syslog_payload_v1_with_a_kept_header() {
             647663686f73743d66772d31206576656e7449643d37
          01 2f 3c3133343e3120323032362d30312d30325430333a30343a30352e3030305a2066772d31
                20696473202d202d202d20",
+    );
+}
+
+#[test]
+fn activity_payload_v1() {
+    let p = ActivityPayload {
+        area: String::from("tls"),
+        name: String::from("Cert"),
+        importance: Importance::High,
+        time_ms: 1_710_411_342_000_i64,
+        served_by: String::from("10.0.0.1"),
+        client: String::from("10.0.0.9"),
+        user: String::from("ann"),
+        details: String::from("ok"),
+    };
+    let bytes = p.encode().unwrap();
+    assert_eq!(bytes[0], ACTIVITY_V1);
+    assert_golden(
+        "ActivityPayload",
+        &bytes,
+        &Payload::Activity(p),
+        // kind; area, name, importance, time (zigzag varint), served_by, client, user, details
+        "03
+         03 746c73
+         04 43657274
+         02
+         e082afc7c763
+         08 31302e302e302e31
+         08 31302e302e302e39
+         03 616e6e
+         02 6f6b",
     );
 }

@@ -10,7 +10,7 @@ mod args_tests;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use node::config::{NodeConfig, SECRET_ENV};
+use node::config::{ADMIN_TOKEN_ENV, NodeConfig, SECRET_ENV};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -147,7 +147,8 @@ async fn serve(config: Option<PathBuf>, dev: bool, data_dir: PathBuf) -> anyhow:
         (Some(path), _) => NodeConfig::load(&path, std::env::var(SECRET_ENV).ok())?,
         (None, true) => NodeConfig::dev(data_dir),
         (None, false) => anyhow::bail!("give --config FILE or --dev"),
-    };
+    }
+    .admin_token_from_env(std::env::var(ADMIN_TOKEN_ENV).ok())?;
     node::serve::serve(cfg, shutdown_signal())
         .await
         .context("serve")

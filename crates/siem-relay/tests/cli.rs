@@ -6,9 +6,9 @@
 
 mod common;
 
+use common::admin::{ADMIN_TOKEN, TokenFile, await_administrator, until};
 use common::{Cluster, NodeToml, WAIT, binary, event_id, siem_table};
 use std::process::{Command, Output};
-use std::time::Instant;
 use testkit::{Receiver, Rsyslog, TempDir, TestPki};
 
 /// Runs `siem-relay <args>` with a clean environment for the CLI's variables plus `env`.
@@ -79,24 +79,19 @@ async fn status_all_shows_every_node_and_the_leader_s_siem_and_fails_for_a_dead_
     let list = endpoint(&cluster, &[1, 2, 3]);
 
     // The leader reports the SIEM address once its pump has connected.
-    let deadline = Instant::now() + WAIT;
-    let doc = loop {
+    let doc = until(&cluster, "a SIEM address up at the leader", || async {
         let out = cli(&["--endpoint", &list, "--json", "status", "--all"], &[]);
         assert!(out.status.success(), "{}", stderr(&out));
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let nodes = doc["nodes"].as_array().unwrap().clone();
-        let up = nodes.iter().any(|n| {
+        let up = doc["nodes"].as_array().unwrap().iter().any(|n| {
             n["node_id"] == leader
                 && n["siem_addresses"]
                     .as_array()
                     .is_some_and(|a| a.iter().any(|s| s["up"] == true))
         });
-        if up {
-            break doc;
-        }
-        assert!(Instant::now() < deadline, "no SIEM address up: {doc}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+        up.then_some(doc)
+    })
+    .await;
     let nodes = doc["nodes"].as_array().unwrap();
     let ids: Vec<u64> = nodes
         .iter()
@@ -156,22 +151,21 @@ async fn a_cluster_that_cannot_be_reached_is_one_error_line_and_exit_code_1() {
     assert_eq!(out.status.code(), Some(2), "clap's usage errors exit 2");
 }
 
-/// The first administrator's token, given to the nodes in `[admin] token_file`.
-const ADMIN_TOKEN: &str = "cli-test-first-administrator-token-0123456789";
-
 /// A 3-node cluster delivering to `siem`, whose first administrator token is [`ADMIN_TOKEN`] in
-/// the file returned (kept alive with the cluster).
-fn admin_cluster(siem: &Rsyslog) -> (Cluster, TempDir, String) {
-    let dir = TempDir::new("cli-admin").unwrap();
-    let token_file = dir.path().join("admin-token");
-    std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();
-    let path = token_file.display().to_string();
-    let tables = format!("[admin]\ntoken_file = \"{path}\"\n");
+/// the file returned (kept alive with the cluster); returns once every node knows the
+/// administrator.
+async fn admin_cluster(siem: &Rsyslog) -> (Cluster, TokenFile) {
+    let token = TokenFile::new();
+    let tables = token.table();
     let cluster = Cluster::start_with(3, &siem_table(siem.addr, ""), |_, _| NodeToml {
         listen: String::new(),
         tables: tables.clone(),
     });
-    (cluster, dir, path)
+    cluster.leader().await;
+    for node in cluster.nodes.values() {
+        await_administrator(&cluster, node).await;
+    }
+    (cluster, token)
 }
 
 /// `siem-relay --endpoint <node id's API> --json <args>` with `token`; the parsed stdout.
@@ -195,8 +189,8 @@ async fn settings_set_through_one_node_are_read_through_another_and_used_for_del
     let (a, b) = (net.ip(200), net.ip(201));
     let first = Rsyslog::start(Receiver::Tcp, (a, testkit::free_port(a)).into()).unwrap();
     let second = Rsyslog::start(Receiver::Tcp, (b, testkit::free_port(b)).into()).unwrap();
-    let (cluster, _dir, token_file) = admin_cluster(&first);
-    cluster.leader().await;
+    let (cluster, token) = admin_cluster(&first).await;
+    let token_file = token.path.display().to_string();
 
     let before = json_as(&cluster, 2, ADMIN_TOKEN, &["settings", "show"]);
     let revision = before["revision"].as_u64().unwrap().to_string();
@@ -267,8 +261,7 @@ async fn an_auditor_reads_but_every_change_is_refused_with_one_line_and_exit_cod
             Rsyslog::start(Receiver::Tcp, (ip, testkit::free_port(ip)).into()).unwrap(),
         )
     };
-    let (cluster, _dir, _) = admin_cluster(&siem);
-    cluster.leader().await;
+    let (cluster, _token) = admin_cluster(&siem).await;
 
     let api = cluster.nodes[&2].api.to_string();
     let out = cli(
@@ -348,8 +341,8 @@ async fn tls_needs_an_uploaded_certificate_and_the_upload_shows_it() {
     let net = testkit::LoopbackNet::random();
     let ip = net.ip(200);
     let siem = Rsyslog::start(Receiver::Tcp, (ip, testkit::free_port(ip)).into()).unwrap();
-    let (cluster, dir, _) = admin_cluster(&siem);
-    cluster.leader().await;
+    let (cluster, _token) = admin_cluster(&siem).await;
+    let dir = TempDir::new("cli-tls").unwrap();
     let list = endpoint(&cluster, &[1, 2, 3]);
     let env = [
         ("SIEM_RELAY_TOKEN", ADMIN_TOKEN),
@@ -408,17 +401,18 @@ async fn with_ca_the_cli_talks_tls_to_the_api_and_verifies_the_node() {
     std::fs::write(path("ca.pem"), &pki.ca_pem).unwrap();
     let other = TestPki::new("relay.test").unwrap();
     std::fs::write(path("other-ca.pem"), &other.ca_pem).unwrap();
-    std::fs::write(path("admin-token"), ADMIN_TOKEN).unwrap();
+    let token = TokenFile::new();
     let cluster = Cluster::start_with(1, &siem_table(siem_addr, ""), |_, _| NodeToml {
         listen: format!(
             "api_tls_cert = \"{}\"\napi_tls_key = \"{}\"",
             path("api.pem"),
             path("api.key")
         ),
-        tables: format!("[admin]\ntoken_file = \"{}\"\n", path("admin-token")),
+        tables: token.table(),
     });
     let api = cluster.nodes[&1].api.to_string();
-    let (ca, other_ca, token) = (path("ca.pem"), path("other-ca.pem"), path("admin-token"));
+    let (ca, other_ca) = (path("ca.pem"), path("other-ca.pem"));
+    let token = token.path.display().to_string();
     let tls = |ca: &str| {
         cli(
             &[
@@ -438,14 +432,12 @@ async fn with_ca_the_cli_talks_tls_to_the_api_and_verifies_the_node() {
             &[],
         )
     };
-    let deadline = Instant::now() + WAIT;
-    let out = loop {
+    // The first call waits until the bootstrap administrator is known.
+    let out = until(&cluster, "whoami over TLS", || async {
         let out = tls(&ca);
-        if out.status.success() || Instant::now() > deadline {
-            break out;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+        out.status.success().then_some(out)
+    })
+    .await;
     assert!(out.status.success(), "{}\n{}", stderr(&out), cluster.logs());
     let me: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(me["name"], "admin");

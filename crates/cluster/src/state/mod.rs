@@ -4,12 +4,14 @@
 
 pub mod dedup;
 pub mod outbox;
+pub mod users;
 
 use crate::settings::{SettingsViolation, SiemSettings};
 use dedup::{DedupIndex, DedupKey, DedupSlot, DedupWindow};
 use outbox::{Outbox, OutboxEntry, OutboxFull, OutboxLimits, Record, RecordKind};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use users::Users;
 
 /// Largest number of records in one submitted batch.
 pub const MAX_BATCH_RECORDS: usize = 4_096;
@@ -30,7 +32,7 @@ const CLOCK_WARN_AHEAD_MS: u64 = 3_600_000;
 pub enum Role {
     /// May read and change everything.
     Administrator,
-    /// May only read the SIEM settings and the remote-logging switches.
+    /// May only read (the SIEM settings, the remote-logging switches, the members, the users).
     SecurityAuditor,
 }
 
@@ -102,6 +104,15 @@ pub enum Command {
         /// The retired node ID.
         node_id: u64,
     },
+    /// Add administrator `name` only while the cluster has no administrator (the bootstrap
+    /// token of a new cluster); otherwise nothing changes (`Response::Done`). Added in codec
+    /// format 3.
+    AddFirstAdministrator {
+        /// User name.
+        name: String,
+        /// SHA-256 of its token.
+        token_sha256: [u8; 32],
+    },
 }
 
 /// A command stamped by the leader with its wall-clock time before it is proposed.
@@ -149,6 +160,24 @@ pub enum Refusal {
         field: String,
         /// The reason.
         reason: String,
+    },
+    /// The change would leave the cluster without an administrator.
+    #[error("`{name}` is the last administrator: create another administrator first")]
+    LastAdministrator {
+        /// The user the change was about.
+        name: String,
+    },
+    /// No user has this name.
+    #[error("no user is named `{name}`")]
+    NoSuchUser {
+        /// The name asked for.
+        name: String,
+    },
+    /// A node ID that is or was a member (IDs are never reused).
+    #[error("node id {node_id} is already or was previously a member")]
+    NodeIdReused {
+        /// The refused ID.
+        node_id: u64,
     },
 }
 
@@ -228,7 +257,7 @@ pub struct ClusterState {
     limits: ClusterLimits,
     dedup: DedupIndex,
     outbox: Outbox,
-    users: BTreeMap<String, User>,
+    users: Users,
     retired_nodes: BTreeSet<u64>,
     clock_ms: u64,
     /// The last entry's stamp was held back by [`MAX_CLOCK_STEP_MS`] (only for logging once
@@ -251,7 +280,7 @@ impl ClusterState {
             limits,
             dedup: DedupIndex::new(limits.dedup),
             outbox: Outbox::new(limits.outbox),
-            users: BTreeMap::new(),
+            users: Users::default(),
             retired_nodes: BTreeSet::new(),
             clock_ms: 0,
             clock_held_back: false,
@@ -288,13 +317,19 @@ impl ClusterState {
         self.clock_ms
     }
 
-    /// The user whose token is `token`, if any.
+    /// The user whose token is `token`, if any (one hash and one map lookup).
     pub fn authenticate(&self, token: &str) -> Option<(&str, Role)> {
-        let h = hash_token(token);
-        self.users
-            .iter()
-            .find(|(_, u)| u.token_sha256 == h)
-            .map(|(n, u)| (n.as_str(), u.role))
+        self.users.by_token_hash(&hash_token(token))
+    }
+
+    /// The users by name.
+    pub fn users(&self) -> &BTreeMap<String, User> {
+        self.users.as_map()
+    }
+
+    /// The retired node IDs.
+    pub fn retired_nodes(&self) -> &BTreeSet<u64> {
+        &self.retired_nodes
     }
 
     /// Applies one request. Deterministic: the same sequence of requests gives the same state
@@ -346,12 +381,26 @@ impl ClusterState {
                         reason: "must be 1..=256 bytes".into(),
                     });
                 }
-                self.users.insert(name.clone(), user.clone());
-                Response::Done
+                match self.users.put(name, user) {
+                    Ok(()) => Response::Done,
+                    Err(r) => Response::Refused(r),
+                }
             }
-            Command::RemoveUser { name } => {
-                self.users.remove(name);
-                Response::Done
+            Command::RemoveUser { name } => match self.users.remove(name) {
+                Ok(()) => Response::Done,
+                Err(r) => Response::Refused(r),
+            },
+            Command::AddFirstAdministrator { name, token_sha256 } => {
+                if name.is_empty() || name.len() > MAX_KEY_PART_BYTES {
+                    return Response::Refused(Refusal::InvalidField {
+                        field: "name".into(),
+                        reason: "must be 1..=256 bytes".into(),
+                    });
+                }
+                match self.users.add_first_administrator(name, *token_sha256) {
+                    Ok(_) => Response::Done,
+                    Err(r) => Response::Refused(r),
+                }
             }
             Command::RetireNode { node_id } => {
                 self.retired_nodes.insert(*node_id);
@@ -469,7 +518,7 @@ impl ClusterState {
             limits: self.limits,
             dedup: self.dedup.slots().copied().collect(),
             outbox: self.outbox.clone(),
-            users: self.users.clone(),
+            users: self.users.as_map().clone(),
             retired_nodes: self.retired_nodes.clone(),
             clock_ms: self.clock_ms,
         }
@@ -483,7 +532,7 @@ impl ClusterState {
             limits: image.limits,
             dedup: DedupIndex::from_slots(image.limits.dedup, image.dedup),
             outbox: image.outbox,
-            users: image.users,
+            users: Users::from_map(image.users),
             retired_nodes: image.retired_nodes,
             clock_ms: image.clock_ms,
             clock_held_back: false,

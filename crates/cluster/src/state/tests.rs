@@ -204,6 +204,39 @@ fn users_are_stored_hashed_and_authenticate() {
 }
 
 #[test]
+fn the_first_administrator_is_added_only_while_there_is_none_and_the_last_stays() {
+    let mut s = ClusterState::default();
+    let first = |token: &str| Request {
+        stamped_at_ms: 1,
+        command: Command::AddFirstAdministrator {
+            name: "admin".into(),
+            token_sha256: hash_token(token),
+        },
+    };
+    assert_eq!(s.apply(&first("bootstrap-token")), Response::Done);
+    // A second bootstrap (another node's config, a restart) changes nothing.
+    assert_eq!(s.apply(&first("other-token")), Response::Done);
+    assert_eq!(
+        s.authenticate("bootstrap-token"),
+        Some(("admin", Role::Administrator))
+    );
+    assert_eq!(s.authenticate("other-token"), None);
+    let remove = s.apply(&Request {
+        stamped_at_ms: 2,
+        command: Command::RemoveUser {
+            name: "admin".into(),
+        },
+    });
+    assert_eq!(
+        remove,
+        Response::Refused(Refusal::LastAdministrator {
+            name: "admin".into()
+        })
+    );
+    assert_eq!(s.users().len(), 1);
+}
+
+#[test]
 fn image_round_trip_keeps_everything() {
     let mut s = ClusterState::default();
     submit(

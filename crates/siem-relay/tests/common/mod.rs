@@ -6,6 +6,8 @@
 // every helper.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod admin;
+
 use relay_proto::ingest::v1 as pb;
 use relay_proto::ingest::v1::ingest_client::IngestClient;
 use std::collections::BTreeMap;

@@ -1,0 +1,96 @@
+//! Membership changes and reads, run on the leader (the router calls them for a forwarded
+//! [`crate::messages::ForwardRequest`], so any node can ask).
+//!
+//! A node joins as a learner, the leader waits until it caught up with the log, then promotes it
+//! to voter. A removal retires the ID first (committed through the log, so it is never accepted
+//! again), then takes the node out: from the voters, then from the nodes.
+
+use crate::messages::MembersView;
+use crate::store::SharedState;
+use crate::types::{NodeId, Raft};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers};
+use std::collections::BTreeSet;
+
+/// What a membership change ran into.
+pub(crate) enum ChangeError {
+    /// The ID is or was a member.
+    Reused,
+    /// Raft refused or failed (not the leader, a change in progress, shut down).
+    Raft(Box<RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>>),
+}
+
+impl From<RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>> for ChangeError {
+    fn from(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> Self {
+        Self::Raft(Box::new(e))
+    }
+}
+
+/// The members as this node's metrics and applied state show them.
+pub(crate) fn view(raft: &Raft, shared: &SharedState) -> MembersView {
+    let m = raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    let voter_ids: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let mut view = MembersView {
+        leader: m.current_leader,
+        retired: shared.read().state.retired_nodes().clone(),
+        ..MembersView::default()
+    };
+    for (id, node) in membership.nodes() {
+        let list = if voter_ids.contains(id) {
+            &mut view.voters
+        } else {
+            &mut view.learners
+        };
+        list.insert(*id, node.addr.clone());
+    }
+    view
+}
+
+/// Adds `id` at `addr`: learner, caught up, voter. Refuses an ID that is or was a member.
+pub(crate) async fn add_node(
+    raft: &Raft,
+    shared: &SharedState,
+    id: NodeId,
+    addr: String,
+) -> Result<(), ChangeError> {
+    let in_config = raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .get_node(&id)
+        .is_some();
+    if in_config || shared.read().state.is_retired(id) {
+        return Err(ChangeError::Reused);
+    }
+    // `blocking`: returns once the learner has caught up with the log.
+    raft.add_learner(id, BasicNode { addr }, true).await?;
+    raft.change_membership(ChangeMembers::AddVoterIds([id].into()), true)
+        .await?;
+    Ok(())
+}
+
+/// Takes `id` out of the membership (its ID is already retired): from the voters if it is one,
+/// then from the nodes.
+pub(crate) async fn remove_retired(raft: &Raft, id: NodeId) -> Result<(), ChangeError> {
+    let ids: BTreeSet<NodeId> = [id].into();
+    let (is_voter, is_node) = {
+        let metrics = raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        (
+            membership.voter_ids().any(|v| v == id),
+            membership.get_node(&id).is_some(),
+        )
+    };
+    if is_voter {
+        raft.change_membership(ChangeMembers::RemoveVoters(ids.clone()), false)
+            .await?;
+    }
+    if is_node {
+        raft.change_membership(ChangeMembers::RemoveNodes(ids), false)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! Membership through the admin API: a fourth `siem-relay serve` process (empty data folder, no
+//! `initial_members`) is added through a follower, serves the API (a test alert through it
+//! reaches rsyslog), is removed through another follower, and its ID is never accepted again.
+
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::admin::{ADMIN_TOKEN, TokenFile, admin, await_administrator, until};
+use common::{Cluster, NodeToml, RelayNode, event_id, siem_table};
+use relay_proto::admin::v1 as pb;
+use std::net::SocketAddr;
+use testkit::{Receiver, Rsyslog};
+use tonic::Code;
+
+/// Starts node `id` of `cluster`'s net with an empty data folder and no `initial_members`: a
+/// node waiting to be added.
+fn start_joining_node(cluster: &Cluster, id: u64) -> RelayNode {
+    let ip = cluster.net.ip(id as u8);
+    let (api, raft) = (SocketAddr::new(ip, 7001), SocketAddr::new(ip, 7100));
+    let text = format!(
+        "node_id = {id}\ndata_dir = \"n{id}\"\n\n[listen]\nraft = \"{raft}\"\ningest = \"{api}\"\n\n\
+         [cluster]\nsecret_file = \"secret\"\n\n\
+         [raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 800\nelection_timeout_max_ms = 1600\n\
+         client_timeout_ms = 10000\n"
+    );
+    let config = cluster.dir.path().join(format!("n{id}.toml"));
+    std::fs::write(&config, text).unwrap();
+    RelayNode::start(id, api, raft, config, cluster.dir.path())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_is_added_and_removed_through_any_node_and_its_id_is_never_reused() {
+    let net = testkit::LoopbackNet::random();
+    let siem_addr = SocketAddr::new(net.ip(200), testkit::free_port(net.ip(200)));
+    let siem = Rsyslog::start(Receiver::Tcp, siem_addr).unwrap();
+    let token = TokenFile::new();
+    let cluster = Cluster::start_with(3, &siem_table(siem_addr, ""), |_, _| NodeToml {
+        listen: String::new(),
+        tables: token.table(),
+    });
+    let leader = cluster.leader().await;
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let via = &cluster.nodes[&followers[0]];
+    await_administrator(&cluster, via).await;
+    let mut n4 = start_joining_node(&cluster, 4);
+    let added = admin(via, Some(ADMIN_TOKEN))
+        .add_node(pb::AddNodeRequest {
+            node_id: 4,
+            raft_address: n4.raft.to_string(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\n{}\n{}", cluster.logs(), n4.log()))
+        .into_inner();
+    let voters: Vec<u64> = added
+        .members
+        .iter()
+        .filter(|m| m.voter)
+        .map(|m| m.node_id)
+        .collect();
+    assert_eq!(voters, [1, 2, 3, 4]);
+
+    // The new node serves the admin API with the replicated users: a test alert through it.
+    let sent = until(&cluster, "a test alert through node 4", || async {
+        admin(&n4, Some(ADMIN_TOKEN))
+            .send_test_alert(pb::SendTestAlertRequest::default())
+            .await
+            .ok()
+    })
+    .await
+    .into_inner();
+    until(&cluster, "the test alert at the SIEM", || async {
+        siem.lines()
+            .iter()
+            .any(|l| event_id(l).as_deref() == Some(sent.alert_id.as_str()))
+            .then_some(())
+    })
+    .await;
+
+    let removed = admin(&cluster.nodes[&followers[1]], Some(ADMIN_TOKEN))
+        .remove_node(pb::RemoveNodeRequest { node_id: 4 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(removed.members.len(), 3);
+    assert_eq!(removed.retired_node_ids, [4]);
+    n4.kill();
+    for id in [4, 2] {
+        let again = admin(via, Some(ADMIN_TOKEN))
+            .add_node(pb::AddNodeRequest {
+                node_id: id,
+                raft_address: n4.raft.to_string(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(again.code(), Code::FailedPrecondition, "{id}: {again:?}");
+        assert!(
+            again.message().contains(&format!("node id {id}")),
+            "{again:?}"
+        );
+    }
+}
