@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use relay_proto::ingest::v1::ingest_client::IngestClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint as TonicEndpoint};
 
@@ -43,8 +42,8 @@ impl Connector {
         })
     }
 
-    /// A lazily connecting client of one node.
-    pub fn client(&self, target: &Target) -> Result<IngestClient<Channel>, ClientError> {
+    /// A lazily connecting channel to one node (shared by the ingest and admin clients).
+    pub fn channel(&self, target: &Target) -> Result<Channel, ClientError> {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let uri = format!("{scheme}://{}", target.addr);
         let setup_error = |source| ClientError::ChannelSetup {
@@ -68,7 +67,7 @@ impl Connector {
                 .timeout(self.connect_timeout);
             endpoint = endpoint.tls_config(config).map_err(setup_error)?;
         }
-        Ok(IngestClient::new(endpoint.connect_lazy()))
+        Ok(endpoint.connect_lazy())
     }
 
     /// A request carrying `message`, the token and the attempt's timeout (sent to the node as

@@ -79,9 +79,9 @@ pub enum ClientError {
         #[source]
         status: Status,
     },
-    /// `INVALID_ARGUMENT`: the batch as a whole is malformed (too many alerts, too large). Not
-    /// retried.
-    #[error("{addr} refused the batch: {}", describe(.status))]
+    /// `INVALID_ARGUMENT`: the request is malformed (a batch with too many alerts or too large; an
+    /// admin request with an invalid field, named in the message). Not retried.
+    #[error("{addr} refused the request: {}", describe(.status))]
     InvalidArgument {
         /// The node address.
         addr: SocketAddr,
@@ -99,7 +99,23 @@ pub enum ClientError {
         #[source]
         status: Status,
     },
-    /// Any other status from a node (`INTERNAL`, `UNIMPLEMENTED`, ...). Not retried.
+    /// A write failed at the network level after its request may have reached `addr` (a reset
+    /// once connected, a timeout, `UNAVAILABLE` from the node): it may or may not have been
+    /// applied. Not retried: read the state back before sending it again.
+    #[error(
+        "{addr} failed after the request may have reached it: {}; the change may or may not have \
+         been applied: check with a read (e.g. `siem-relay settings show`) before retrying",
+        describe(.status)
+    )]
+    Indeterminate {
+        /// The node address.
+        addr: SocketAddr,
+        /// The failure.
+        #[source]
+        status: Status,
+    },
+    /// Any other status from a node (`FAILED_PRECONDITION`, `INTERNAL`, `UNIMPLEMENTED`, ...).
+    /// Not retried.
     #[error("{addr} answered {}", describe(.status))]
     Rejected {
         /// The node address.
@@ -118,6 +134,16 @@ pub enum ClientError {
         /// Results received.
         got: usize,
     },
+    /// A field of a node's answer is missing or out of range.
+    #[error("{addr} answered an invalid `{field}`: {reason}")]
+    Malformed {
+        /// The node address.
+        addr: SocketAddr,
+        /// The field of the answer.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A node answered a result without an outcome.
     #[error("{addr} answered no outcome for alert {index} of the batch")]
     EmptyResult {
@@ -135,8 +161,11 @@ pub enum ErrorKind {
     Config,
     /// Resolution failed or found nothing.
     Resolve,
-    /// No node answered: the outcome is unknown; resubmitting is safe.
+    /// No node answered: the outcome is unknown; resubmitting is safe. For a write: no attempt
+    /// reached a node, so nothing was applied.
     Unavailable,
+    /// A write may or may not have been applied: read before retrying.
+    Indeterminate,
     /// The outbox is full: back off, then resubmit.
     Overloaded,
     /// The batch was refused as malformed.
@@ -156,6 +185,7 @@ impl ErrorKind {
             ErrorKind::Config => "config",
             ErrorKind::Resolve => "resolve",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Indeterminate => "indeterminate",
             ErrorKind::Overloaded => "overloaded",
             ErrorKind::InvalidArgument => "invalid-argument",
             ErrorKind::Denied => "denied",
@@ -180,13 +210,14 @@ impl ClientError {
             | ClientError::ChannelSetup { .. } => ErrorKind::Config,
             ClientError::Resolve { .. } | ClientError::NoAddresses { .. } => ErrorKind::Resolve,
             ClientError::Unavailable { .. } => ErrorKind::Unavailable,
+            ClientError::Indeterminate { .. } => ErrorKind::Indeterminate,
             ClientError::Overloaded { .. } => ErrorKind::Overloaded,
             ClientError::InvalidArgument { .. } => ErrorKind::InvalidArgument,
             ClientError::Denied { .. } => ErrorKind::Denied,
             ClientError::Rejected { .. } => ErrorKind::Rejected,
-            ClientError::ResultCount { .. } | ClientError::EmptyResult { .. } => {
-                ErrorKind::BadResponse
-            }
+            ClientError::ResultCount { .. }
+            | ClientError::EmptyResult { .. }
+            | ClientError::Malformed { .. } => ErrorKind::BadResponse,
         }
     }
 
@@ -198,8 +229,10 @@ impl ClientError {
             | ClientError::InvalidArgument { addr, .. }
             | ClientError::Denied { addr, .. }
             | ClientError::Rejected { addr, .. }
+            | ClientError::Indeterminate { addr, .. }
             | ClientError::ResultCount { addr, .. }
-            | ClientError::EmptyResult { addr, .. } => Some(*addr),
+            | ClientError::EmptyResult { addr, .. }
+            | ClientError::Malformed { addr, .. } => Some(*addr),
             ClientError::Unavailable { last_addr, .. } => Some(*last_addr),
             ClientError::InvalidEndpoint { .. }
             | ClientError::InvalidConfig { .. }
@@ -207,11 +240,24 @@ impl ClientError {
             | ClientError::NoAddresses { .. } => None,
         }
     }
+
+    /// The status a node answered (or the last network failure), if the error carries one.
+    pub fn status(&self) -> Option<&Status> {
+        match self {
+            ClientError::Unavailable { last: status, .. }
+            | ClientError::Overloaded { status, .. }
+            | ClientError::InvalidArgument { status, .. }
+            | ClientError::Denied { status, .. }
+            | ClientError::Indeterminate { status, .. }
+            | ClientError::Rejected { status, .. } => Some(status),
+            _ => None,
+        }
+    }
 }
 
 /// `code_name: message` of a status, for error messages, followed by the root cause when the
 /// status was raised by the local transport (`tcp connect error: Connection refused ...`).
-fn describe(status: &Status) -> String {
+pub(crate) fn describe(status: &Status) -> String {
     let mut s = code_name(status.code()).to_string();
     if !status.message().is_empty() {
         s.push_str(": ");

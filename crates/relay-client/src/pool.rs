@@ -70,6 +70,11 @@ impl AddressPool {
         self.targets.iter().map(|t| t.addr).collect()
     }
 
+    /// The known addresses with their hosts, in resolution order.
+    pub fn targets(&self) -> Vec<Target> {
+        self.targets.clone()
+    }
+
     /// The current address, if any is known.
     pub fn current(&self) -> Option<SocketAddr> {
         self.targets.get(self.current).map(|t| t.addr)

@@ -1,18 +1,26 @@
 //! Retry decisions, as plain functions and a budget without a clock of its own.
 //!
-//! Why retrying is safe: every submission is idempotent by `(source, alert_id)`. A node answers
-//! only after the batch's Raft entry is committed, and the state machine answers `duplicate` for a
-//! key it has already committed. A call that failed at the network level may or may not have been
-//! committed; sending the same alerts again, to the same or any other node, stores each at most
-//! once. `Status` is read-only.
+//! Two kinds of call ([`CallKind`]):
 //!
-//! What is retried, on the next address: failures that say nothing about the request itself —
-//! the connection was refused or reset, the node is `UNAVAILABLE` (down, or no leader reachable),
-//! the call ran past its timeout (`DEADLINE_EXCEEDED`), or the local transport cut the call off
-//! (`CANCELLED`, `UNKNOWN`, `INTERNAL` raised by the HTTP/2 layer rather than sent by a node).
-//! What is not: an answer about the request or the caller (`INVALID_ARGUMENT`,
-//! `RESOURCE_EXHAUSTED`, `PERMISSION_DENIED`, `UNAUTHENTICATED`, and any other status a node
-//! sent): another node would answer the same.
+//! - **Idempotent** calls (every read, and ingest submissions) move to the next node on any
+//!   network-level failure. Submissions are idempotent by `(source, alert_id)`: a node answers
+//!   only after the batch's Raft entry is committed, and the state machine answers `duplicate`
+//!   for a key it has already committed, so sending the same alerts again, to the same or any
+//!   other node, stores each at most once. Reads change nothing.
+//! - **Writes** (the admin calls that change something) move to the next node only when the
+//!   failed attempt cannot have reached a node: the TCP connection or the TLS handshake failed
+//!   (tonic's `ConnectError`), so no request bytes were sent. Any other network-level failure (a
+//!   reset after the request was sent, a timeout, `UNAVAILABLE` sent by a node) is
+//!   *indeterminate*: the change may or may not have been applied, and sending it again could
+//!   apply it twice (a second token, a second test alert) or on top of a later change. It is
+//!   returned at once, with a message saying to check with a read before retrying.
+//!
+//! Network-level failures: the connection was refused or reset, the node is `UNAVAILABLE` (down,
+//! or no leader reachable), the call ran past its timeout (`DEADLINE_EXCEEDED`), or the local
+//! transport cut the call off (`CANCELLED`, `UNKNOWN`, `INTERNAL` raised by the HTTP/2 layer
+//! rather than sent by a node). Never retried, for either kind: an answer about the request or
+//! the caller (`INVALID_ARGUMENT`, `RESOURCE_EXHAUSTED`, `PERMISSION_DENIED`, `UNAUTHENTICATED`,
+//! and any other status a node sent): another node would answer the same.
 
 use std::time::{Duration, Instant};
 
@@ -20,14 +28,39 @@ use tonic::Code;
 
 use crate::config::RetryPolicy;
 
+/// Whether a call may be sent again after a failure that leaves its fate unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// Reads, and submissions (idempotent by `(source, alert_id)`): tried on the next node after
+    /// any network-level failure.
+    Idempotent,
+    /// Admin writes: tried on the next node only when the failed attempt cannot have reached a
+    /// node; otherwise [`Disposition::Indeterminate`].
+    Write,
+}
+
+/// Where the status of a failed attempt came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The local transport could not connect (TCP connect or TLS handshake): nothing was sent.
+    NotSent,
+    /// The local transport failed once connected: the request may have been sent.
+    Transport,
+    /// A status without a local cause: sent by the node, or the attempt's own timeout.
+    Remote,
+}
+
 /// What to do with a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
-    /// A network-level failure: mark the address failed and try the next one.
+    /// A network-level failure that is safe to retry: mark the address failed and try the next
+    /// one.
     Retry,
+    /// A network-level failure of a write that may have reached the node: return at once.
+    Indeterminate,
     /// The outbox is full: return at once, so that the caller backs off.
     Overloaded,
-    /// The batch is malformed: return at once.
+    /// The request is malformed: return at once.
     InvalidArgument,
     /// The credentials are refused: return at once.
     Denied,
@@ -35,20 +68,43 @@ pub enum Disposition {
     Rejected,
 }
 
-/// Classifies a failed attempt by its status code and by whether the status was raised by the
-/// local transport (it then carries the transport's error as its source) rather than sent by a
-/// node.
-pub fn disposition(code: Code, raised_by_transport: bool) -> Disposition {
+/// Classifies a failed attempt of a call of `kind` by its status code and by where the status
+/// came from.
+pub fn disposition(code: Code, origin: Origin, kind: CallKind) -> Disposition {
+    let network_level = match code {
+        Code::Unavailable | Code::DeadlineExceeded => true,
+        Code::Cancelled | Code::Unknown | Code::Internal => origin != Origin::Remote,
+        _ => false,
+    };
+    if network_level {
+        return match (kind, origin) {
+            (CallKind::Idempotent, _) | (CallKind::Write, Origin::NotSent) => Disposition::Retry,
+            (CallKind::Write, _) => Disposition::Indeterminate,
+        };
+    }
     match code {
-        Code::Unavailable | Code::DeadlineExceeded => Disposition::Retry,
-        Code::Cancelled | Code::Unknown | Code::Internal if raised_by_transport => {
-            Disposition::Retry
-        }
         Code::ResourceExhausted => Disposition::Overloaded,
         Code::InvalidArgument => Disposition::InvalidArgument,
         Code::PermissionDenied | Code::Unauthenticated => Disposition::Denied,
         _ => Disposition::Rejected,
     }
+}
+
+/// Where `status` came from: [`Origin::NotSent`] when its chain of causes holds tonic's
+/// `ConnectError` (raised while connecting, before a request is written), [`Origin::Transport`]
+/// for another local cause, [`Origin::Remote`] when it has none.
+pub fn origin(status: &tonic::Status) -> Origin {
+    let mut cause = std::error::Error::source(status);
+    if cause.is_none() {
+        return Origin::Remote;
+    }
+    while let Some(c) = cause {
+        if c.downcast_ref::<tonic::ConnectError>().is_some() {
+            return Origin::NotSent;
+        }
+        cause = c.source();
+    }
+    Origin::Transport
 }
 
 /// The attempts and time one call may still use.
@@ -117,28 +173,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn network_failures_are_retried_and_answers_are_not() {
+    fn idempotent_calls_retry_network_failures_and_not_answers() {
         use Disposition::*;
-        for (code, local, want) in [
-            (Code::Unavailable, true, Retry),
-            (Code::Unavailable, false, Retry),
-            (Code::DeadlineExceeded, false, Retry),
-            (Code::Cancelled, true, Retry),
-            (Code::Unknown, true, Retry),
-            (Code::Internal, true, Retry),
-            (Code::Cancelled, false, Rejected),
-            (Code::Unknown, false, Rejected),
-            (Code::Internal, false, Rejected),
-            (Code::ResourceExhausted, false, Overloaded),
-            (Code::ResourceExhausted, true, Overloaded),
-            (Code::InvalidArgument, false, InvalidArgument),
-            (Code::PermissionDenied, false, Denied),
-            (Code::Unauthenticated, false, Denied),
-            (Code::FailedPrecondition, false, Rejected),
-            (Code::Unimplemented, false, Rejected),
+        use Origin::*;
+        for (code, origin, want) in [
+            (Code::Unavailable, NotSent, Retry),
+            (Code::Unavailable, Transport, Retry),
+            (Code::Unavailable, Remote, Retry),
+            (Code::DeadlineExceeded, Remote, Retry),
+            (Code::Cancelled, Transport, Retry),
+            (Code::Unknown, Transport, Retry),
+            (Code::Internal, Transport, Retry),
+            (Code::Cancelled, Remote, Rejected),
+            (Code::Unknown, Remote, Rejected),
+            (Code::Internal, Remote, Rejected),
+            (Code::ResourceExhausted, Remote, Overloaded),
+            (Code::ResourceExhausted, Transport, Overloaded),
+            (Code::InvalidArgument, Remote, InvalidArgument),
+            (Code::PermissionDenied, Remote, Denied),
+            (Code::Unauthenticated, Remote, Denied),
+            (Code::FailedPrecondition, Remote, Rejected),
+            (Code::Unimplemented, Remote, Rejected),
         ] {
-            assert_eq!(disposition(code, local), want, "{code:?} local={local}");
+            let got = disposition(code, origin, CallKind::Idempotent);
+            assert_eq!(got, want, "{code:?} {origin:?}");
         }
+    }
+
+    #[test]
+    fn writes_retry_only_what_cannot_have_reached_a_node() {
+        use Disposition::*;
+        use Origin::*;
+        for (code, origin, want) in [
+            (Code::Unavailable, NotSent, Retry),
+            (Code::Unavailable, Transport, Indeterminate),
+            (Code::Unavailable, Remote, Indeterminate),
+            (Code::DeadlineExceeded, Remote, Indeterminate),
+            (Code::Cancelled, Transport, Indeterminate),
+            (Code::Unknown, Transport, Indeterminate),
+            (Code::Internal, Transport, Indeterminate),
+            (Code::Internal, Remote, Rejected),
+            (Code::InvalidArgument, Remote, InvalidArgument),
+            (Code::PermissionDenied, Remote, Denied),
+            (Code::FailedPrecondition, Remote, Rejected),
+        ] {
+            let got = disposition(code, origin, CallKind::Write);
+            assert_eq!(got, want, "{code:?} {origin:?}");
+        }
+    }
+
+    #[test]
+    fn a_connect_error_anywhere_in_the_causes_means_not_sent() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let connect = tonic::ConnectError(Box::new(refused));
+        let status = tonic::Status::from_error(Box::new(connect));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(origin(&status), Origin::NotSent);
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let status = tonic::Status::from_error(Box::new(reset));
+        assert_eq!(origin(&status), Origin::Transport);
+        assert_eq!(
+            origin(&tonic::Status::unavailable("no leader")),
+            Origin::Remote
+        );
     }
 
     fn policy() -> RetryPolicy {

@@ -1,12 +1,18 @@
 //! `siem-relay`: the relay's one command. `serve` runs a node of the cluster; `demo` runs a
-//! whole cluster on loopback and shows it at work.
+//! whole cluster on loopback and shows it at work; the other subcommands (`cli/`) manage a
+//! running cluster through its public gRPC API.
+
+mod cli;
+mod demo;
+
+#[cfg(test)]
+mod args_tests;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use node::config::{ADMIN_TOKEN_ENV, NodeConfig, SECRET_ENV};
 use std::path::PathBuf;
-
-mod demo;
+use std::process::ExitCode;
 
 /// mimalloc instead of glibc malloc: under ingest load glibc's malloc and free took about 40% of
 /// the leader's CPU samples (`perf record`), most of it consolidating and unlinking chunks.
@@ -17,12 +23,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "siem-relay",
     version,
-    about = "A clustered relay that delivers security alerts to a SIEM as CEF over syslog"
+    about = "A clustered relay that delivers security alerts to a SIEM as CEF over syslog",
+    after_help = "\
+Getting started (see docs/cli.md):
+  export SIEM_RELAY_ENDPOINT=10.0.0.1:7001,10.0.0.2:7001,10.0.0.3:7001
+  export SIEM_RELAY_TOKEN=<an administrator token>
+  siem-relay status
+  siem-relay settings show
+
+Exit codes: 0 success, 1 the call failed or was refused, 2 wrong usage."
 )]
 struct Cli {
-    /// Log format.
+    /// Log format on stderr (`serve` logs; the admin commands log only with RUST_LOG set).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    #[command(flatten)]
+    api: cli::ApiArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +64,8 @@ enum Command {
         #[arg(long, default_value = "siem-relay-dev", requires = "dev")]
         data_dir: PathBuf,
     },
+    #[command(flatten)]
+    Admin(cli::AdminCommand),
     /// Show the relay at work, with no configuration: a 3-node cluster on loopback delivering
     /// sample alerts to built-in SIEM receivers behind one round-robin DNS name; a receiver and
     /// then the leader are killed and the failovers timed. Ends with a summary (exit code 0 when
@@ -55,9 +73,12 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
-fn init_logs(format: LogFormat, default_filter: &str) {
+/// Logs on stderr; without `RUST_LOG`, `default` says what is logged (a node logs `info`, the
+/// demo warnings (its screen is its output), the admin commands nothing, so that a failure is one
+/// line).
+fn init_logs(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -87,31 +108,48 @@ async fn shutdown_signal() {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // the demo's own screen is its output; its nodes log to files
-    let default_filter = match cli.command {
-        Command::Demo(_) => "warn",
-        _ => "info,openraft=warn",
-    };
-    init_logs(cli.log_format, default_filter);
     match cli.command {
         Command::Serve {
             config,
             dev,
             data_dir,
         } => {
-            let cfg = match (config, dev) {
-                (Some(path), _) => NodeConfig::load(&path, std::env::var(SECRET_ENV).ok())?,
-                (None, true) => NodeConfig::dev(data_dir),
-                (None, false) => anyhow::bail!("give --config FILE or --dev"),
-            }
-            .admin_token_from_env(std::env::var(ADMIN_TOKEN_ENV).ok())?;
-            node::serve::serve(cfg, shutdown_signal())
-                .await
-                .context("serve")?;
+            init_logs(cli.log_format, "info,openraft=warn");
+            exit_code(serve(config, dev, data_dir).await)
         }
-        Command::Demo(args) => demo::run(args).await?,
+        Command::Admin(command) => {
+            init_logs(cli.log_format, "off");
+            cli::run(&cli.api, command).await
+        }
+        Command::Demo(args) => {
+            init_logs(cli.log_format, "warn");
+            exit_code(demo::run(args).await)
+        }
     }
-    Ok(())
+}
+
+/// `Ok` is success; an error is printed as `main() -> anyhow::Result` prints it (its chain of
+/// causes) and exits 1.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Option<PathBuf>, dev: bool, data_dir: PathBuf) -> anyhow::Result<()> {
+    let cfg = match (config, dev) {
+        (Some(path), _) => NodeConfig::load(&path, std::env::var(SECRET_ENV).ok())?,
+        (None, true) => NodeConfig::dev(data_dir),
+        (None, false) => anyhow::bail!("give --config FILE or --dev"),
+    }
+    .admin_token_from_env(std::env::var(ADMIN_TOKEN_ENV).ok())?;
+    node::serve::serve(cfg, shutdown_signal())
+        .await
+        .context("serve")
 }

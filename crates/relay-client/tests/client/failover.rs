@@ -150,3 +150,21 @@ async fn status_fails_over_like_a_submission() -> Result<()> {
     assert_eq!(served.value.leader_id, Some(1));
     Ok(())
 }
+
+#[tokio::test]
+async fn status_each_asks_every_address_once_without_failover() -> Result<()> {
+    let cluster = FakeCluster::new();
+    let node = FakeNode::start(2, &cluster, LOCALHOST, 0)?;
+    let closed = closed_addr();
+    let client = client(&spec(&[closed, node.addr]))?;
+
+    let each = client.status_each().await?;
+    assert_eq!(each.len(), 2);
+    assert_eq!(each[0].0, closed);
+    let err = each[0].1.as_ref().expect_err("nothing listens");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert_eq!(each[1].0, node.addr);
+    assert_eq!(each[1].1.as_ref().map(|s| s.node_id).ok(), Some(2));
+    assert_eq!(node.calls(), 1);
+    Ok(())
+}

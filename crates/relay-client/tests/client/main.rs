@@ -1,6 +1,7 @@
 //! The client against small in-test nodes (see `fake_node`): failover on network failures,
 //! refusals that are not retried, DNS names served by a real dnsmasq, TLS and the bearer token.
 
+mod admin;
 mod dns;
 mod failover;
 mod fake_node;
