@@ -1,12 +1,13 @@
 //! A hostile peer without the cluster secret, against a real `cluster-node` leader process: it
 //! sends large bodies on every Raft method and holds many idle connections open. The leader's
-//! resident memory must stay within a stated bound and Raft must keep committing. Children and
+//! resident memory must stay within a stated bound and Raft must keep committing: the member's
+//! writes enter a follower (through its control port) and reach the attacked leader as `Forward`
+//! calls with the secret, so they pass the same guard the attacker is refused by. Children and
 //! attacker tasks end with the test, also when it fails.
 
 // Test helpers may unwrap: a panic is a test failure with a location.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use cluster::messages::{ClientReply, ClientRequest};
 use cluster::state::outbox::{Record, RecordKind};
 use cluster_harness::{ProcessOptions, RemoteNode, agreed_leader, start_processes};
 use relay_proto::raft::v1::RaftRequest;
@@ -79,15 +80,12 @@ fn batch(n: u64) -> Vec<Record> {
         .collect()
 }
 
-/// Submits `records` through `node` and checks that every one was accepted.
+/// Submits `records` through `node` and checks that every one was answered.
 async fn submit(node: &RemoteNode, records: Vec<Record>) -> Result<(), String> {
     let n = records.len();
-    match node
-        .call(&ClientRequest::Submit(records), Duration::from_secs(5))
-        .await
-    {
-        Ok(ClientReply::Submitted(out)) if out.len() == n => Ok(()),
-        Ok(other) => Err(format!("unexpected reply {other:?}")),
+    match node.submit(records, Duration::from_secs(5)).await {
+        Ok(out) if out.len() == n => Ok(()),
+        Ok(out) => Err(format!("{} outcomes for {n} records", out.len())),
         Err(s) => Err(s.to_string()),
     }
 }
@@ -182,12 +180,11 @@ async fn attack(addr: SocketAddr, counts: Arc<AttackCounts>) {
                     format: 1,
                     payload: body.to_vec(),
                 };
-                let res = match k % 5 {
+                let res = match k % 4 {
                     0 => c.append_entries(req).await,
                     1 => c.vote(req).await,
                     2 => c.install_snapshot(req).await,
-                    3 => c.forward(req).await,
-                    _ => c.client(req).await,
+                    _ => c.forward(req).await,
                 };
                 match res {
                     Err(s) if s.code() == tonic::Code::Unauthenticated => {
@@ -237,23 +234,19 @@ async fn commit_for(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_without_the_secret_cannot_grow_memory_or_stop_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let (procs, remotes) = start_processes(
-        &binary(),
-        &[1, 2, 3],
-        dir.path(),
-        SECRET,
-        |_| opts(),
-        None,
-        WAIT,
-    )
-    .await
-    .unwrap();
+    let (procs, remotes) =
+        start_processes(&binary(), &[1, 2, 3], dir.path(), SECRET, |_| opts(), WAIT)
+            .await
+            .unwrap();
     let leader = agreed_leader(&remotes, &[1, 2, 3], None, WAIT, Duration::from_millis(20))
         .await
         .expect("a leader");
     let pid = procs[&leader].pid().unwrap();
     let addr: SocketAddr = procs[&leader].addr.parse().unwrap();
-    let client = remotes[&leader].clone();
+    // The member writes through a follower: each batch crosses the attacked leader's Raft server
+    // as a `Forward` call carrying the secret.
+    let follower = if leader == 1 { 2 } else { 1 };
+    let client = remotes[&follower].clone();
     // Warm up: the leader's allocator and log reach their working size before the baseline.
     let mut n = 0u64;
     while n < 200 {

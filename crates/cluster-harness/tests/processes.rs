@@ -6,12 +6,10 @@
 // Test helpers may unwrap: a panic is a test failure with a location.
 #![allow(clippy::unwrap_used)]
 
-use cluster::messages::{ClientReply, ClientRequest};
-use cluster::network::ClusterSecret;
 use cluster::state::SubmitOutcome;
 use cluster::state::outbox::{Record, RecordKind};
 use cluster_harness::{
-    NodeProcess, ProcessOptions, RemoteNode, agreed_leader, poll_until, start_processes,
+    Listen, NodeProcess, ProcessOptions, RemoteNode, agreed_leader, poll_until, start_processes,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -66,7 +64,6 @@ impl Cluster {
             dir.path(),
             SECRET,
             |_| opts.clone(),
-            None,
             WAIT,
         )
         .await
@@ -92,31 +89,18 @@ impl Cluster {
     }
 
     fn restart(&mut self, id: u64) {
-        let old = self.procs.remove(&id).unwrap();
-        let (addr, dir) = (old.addr.clone(), old.data_dir.clone());
-        drop(old);
-        let p = NodeProcess::spawn(&binary(), id, &addr, &dir, SECRET, &self.opts).unwrap();
-        assert_eq!(p.addr, addr);
-        self.procs.insert(id, p);
+        let p = self.procs.get_mut(&id).unwrap();
+        let before = p.listen();
+        p.restart(&binary(), SECRET, &self.opts).unwrap();
+        assert_eq!((&p.addr, &p.control_addr), (&before.raft, &before.control));
     }
 
     async fn outbox_ids(&self, id: u64) -> Vec<String> {
-        match self.remotes[&id]
-            .call(
-                &ClientRequest::ReadOutbox {
-                    from_seq: 0,
-                    max: 100_000,
-                },
-                WAIT,
-            )
+        let entries = self.remotes[&id]
+            .read_outbox(0, 100_000, WAIT)
             .await
-            .unwrap()
-        {
-            ClientReply::Outbox(entries) => {
-                entries.into_iter().map(|e| e.record.alert_id).collect()
-            }
-            other => panic!("unexpected {other:?}"),
-        }
+            .unwrap();
+        entries.into_iter().map(|e| e.record.alert_id).collect()
     }
 }
 
@@ -134,13 +118,7 @@ async fn submit(
     node: &RemoteNode,
     records: Vec<Record>,
 ) -> Result<Vec<SubmitOutcome>, tonic::Status> {
-    match node
-        .call(&ClientRequest::Submit(records), Duration::from_secs(4))
-        .await?
-    {
-        ClientReply::Submitted(o) => Ok(o),
-        other => Err(tonic::Status::internal(format!("unexpected {other:?}"))),
-    }
+    node.submit(records, Duration::from_secs(4)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,21 +305,15 @@ async fn concurrent_duplicates_accepted_once_and_dedup_survives_snapshot_and_ful
     let p4 = NodeProcess::spawn(
         &binary(),
         4,
-        "127.0.0.1:0",
+        &Listen::any_loopback(),
         &c._dir.path().join("n4"),
         SECRET,
         &c.opts,
     )
     .unwrap();
-    let r4 = RemoteNode::new(&p4.addr, ClusterSecret::new(SECRET).unwrap(), None).unwrap();
+    let r4 = RemoteNode::new(&p4.control_addr).unwrap();
     c.remotes[&leader]
-        .call(
-            &ClientRequest::AddLearner {
-                id: 4,
-                addr: p4.addr.clone(),
-            },
-            WAIT,
-        )
+        .add_learner(4, &p4.addr, WAIT)
         .await
         .unwrap();
     c.procs.insert(4, p4);

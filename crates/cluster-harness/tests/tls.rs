@@ -10,13 +10,13 @@
 
 use cluster::ClusterError;
 use cluster::config::TimingConfig;
-use cluster::messages::{ClientReply, ClientRequest};
+use cluster::messages::{ForwardError, ForwardReply};
 use cluster::network::ClusterSecret;
 use cluster::node::{ClusterNode, NodeConfig};
 use cluster::state::SubmitOutcome;
 use cluster::state::outbox::{Record, RecordKind};
 use cluster::tls::{TlsFiles, TransportTls};
-use cluster_harness::{ProcessOptions, RemoteNode, agreed_leader, poll_until, start_processes};
+use cluster_harness::{ProcessOptions, RaftProbe, agreed_leader, poll_until, start_processes};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -182,6 +182,28 @@ fn alert(id: &str) -> Record {
     }
 }
 
+/// Waits until every node of `nodes` (in this process) names the same leader; returns it.
+async fn agreed_in_process(nodes: &BTreeMap<u64, ClusterNode>) -> u64 {
+    poll_until(WAIT, POLL, || async {
+        let leaders: Vec<Option<u64>> = nodes.values().map(|n| n.status().leader).collect();
+        let first = (*leaders.first()?)?;
+        leaders.iter().all(|l| *l == Some(first)).then_some(first)
+    })
+    .await
+    .expect("an agreed leader")
+}
+
+/// A member-like client of the Raft port at `addr` with the cluster secret, over mutual TLS with
+/// `tls`.
+fn probe(addr: &str, tls: Option<&TransportTls>) -> RaftProbe {
+    RaftProbe::new(addr, ClusterSecret::new(SECRET).unwrap(), tls).unwrap()
+}
+
+/// Whether a probe's answer is the settings, read on a leader.
+fn is_settings(answer: &Result<Result<ForwardReply, ForwardError>, tonic::Status>) -> bool {
+    matches!(answer, Ok(Ok(ForwardReply::Settings(..))))
+}
+
 /// A vote request with a term far ahead, carrying the right cluster secret: if it got through,
 /// the node's term would jump to 99.
 fn intruding_vote() -> tonic::Request<relay_proto::raft::v1::RaftRequest> {
@@ -227,21 +249,12 @@ async fn three_nodes_over_mutual_tls_elect_a_leader_and_commit_on_all() {
     nodes[&1].initialize(members).await.unwrap();
 
     // every node agrees on a leader: votes and heartbeats crossed the mTLS transport
+    let leader = agreed_in_process(&nodes).await;
+    // a member's call reaches the leader's Raft service over mTLS
     let client_tls = ca.transport("test-client", LOOPBACK_SANS);
-    let remotes: BTreeMap<u64, RemoteNode> = nodes
-        .iter()
-        .map(|(id, n)| {
-            let addr = n.local_addr().to_string();
-            let secret = ClusterSecret::new(SECRET).unwrap();
-            (
-                *id,
-                RemoteNode::new(&addr, secret, Some(&client_tls)).unwrap(),
-            )
-        })
-        .collect();
-    let leader = agreed_leader(&remotes, &[1, 2, 3], None, WAIT, POLL)
-        .await
-        .expect("an agreed leader over mTLS");
+    let by_ip = probe(&nodes[&leader].local_addr().to_string(), Some(&client_tls));
+    let answer = by_ip.read_settings().await;
+    assert!(is_settings(&answer), "{answer:?}");
 
     // a write on a follower is forwarded to the leader over mTLS and applied everywhere
     let follower = if leader == 1 { 2 } else { 1 };
@@ -266,13 +279,9 @@ async fn three_nodes_over_mutual_tls_elect_a_leader_and_commit_on_all() {
 
     // the verified server name can be a DNS name as well as an IP address
     let port = nodes[&leader].local_addr().port();
-    let by_name = RemoteNode::new(
-        &format!("localhost:{port}"),
-        ClusterSecret::new(SECRET).unwrap(),
-        Some(&client_tls),
-    )
-    .unwrap();
-    assert_eq!(by_name.status().await.unwrap().leader, Some(leader));
+    let by_name = probe(&format!("localhost:{port}"), Some(&client_tls));
+    let answer = by_name.read_settings().await;
+    assert!(is_settings(&answer), "{answer:?}");
 
     for (_, n) in nodes {
         n.shutdown().await.unwrap();
@@ -310,13 +319,11 @@ async fn peers_without_a_certificate_from_the_cluster_ca_are_refused_and_logged(
     wait_log_line(&[&local, "tls handshake failed", "no certificates"]).await;
 
     // a whole node of another PKI: it refuses our server certificate, we log its alert
-    let other = RemoteNode::new(
+    let other = probe(
         &addr,
-        ClusterSecret::new(SECRET).unwrap(),
         Some(&other_ca.transport("other-node", LOOPBACK_SANS)),
-    )
-    .unwrap();
-    let st = other.status().await.unwrap_err();
+    );
+    let st = other.read_settings().await.unwrap_err();
     eprintln!("other pki: {st:?}");
     wait_log_line(&[&local, "tls handshake failed", "UnknownCA"]).await;
 
@@ -324,13 +331,9 @@ async fn peers_without_a_certificate_from_the_cluster_ca_are_refused_and_logged(
     let m = node.raft().metrics().borrow().clone();
     assert!(m.current_term < 99, "term {}", m.current_term);
     assert_eq!(m.current_leader, Some(1));
-    let member = RemoteNode::new(
-        &addr,
-        ClusterSecret::new(SECRET).unwrap(),
-        Some(&ca.transport("member", LOOPBACK_SANS)),
-    )
-    .unwrap();
-    assert_eq!(member.status().await.unwrap().leader, Some(1));
+    let member = probe(&addr, Some(&ca.transport("member", LOOPBACK_SANS)));
+    let answer = member.read_settings().await;
+    assert!(is_settings(&answer), "{answer:?}");
     node.shutdown().await.unwrap();
 }
 
@@ -357,14 +360,17 @@ async fn a_member_certificate_still_needs_the_cluster_secret() {
     let node = single_tls_node(&ca, dir.path()).await;
     let addr = node.local_addr().to_string();
     let member = ca.transport("member", LOOPBACK_SANS);
-    let wrong = RemoteNode::new(
+    let wrong = RaftProbe::new(
         &addr,
         ClusterSecret::new("not-the-cluster-secret-xyz").unwrap(),
         Some(&member),
     )
     .unwrap();
-    let st = wrong.status().await.unwrap_err();
+    let st = wrong.read_settings().await.unwrap_err();
     assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
+    // the same certificate with the secret gets through
+    let answer = probe(&addr, Some(&member)).read_settings().await;
+    assert!(is_settings(&answer), "{answer:?}");
     node.shutdown().await.unwrap();
 }
 
@@ -376,16 +382,15 @@ async fn the_peer_certificate_is_checked_against_the_host_of_its_address() {
     let node = start_node(1, dir.path(), Some(ca.transport("node-1", &["localhost"]))).await;
     let port = node.local_addr().port();
     let client_tls = ca.transport("client", LOOPBACK_SANS);
-    let secret = ClusterSecret::new(SECRET).unwrap();
-    let by_name = RemoteNode::new(
-        &format!("localhost:{port}"),
-        secret.clone(),
-        Some(&client_tls),
-    )
-    .unwrap();
-    assert_eq!(by_name.status().await.unwrap().id, 1);
-    let by_ip = RemoteNode::new(&format!("127.0.0.1:{port}"), secret, Some(&client_tls)).unwrap();
-    let st = by_ip.status().await.unwrap_err();
+    // the node is not initialised: it answers (not the leader), so the call passed TLS
+    let by_name = probe(&format!("localhost:{port}"), Some(&client_tls));
+    let answer = by_name.read_settings().await;
+    assert!(
+        matches!(answer, Ok(Err(ForwardError::NotLeader { .. }))),
+        "{answer:?}"
+    );
+    let by_ip = probe(&format!("127.0.0.1:{port}"), Some(&client_tls));
+    let st = by_ip.read_settings().await.unwrap_err();
     assert!(
         format!("{st:?}").contains("NotValidForName"),
         "expected a name mismatch: {st:?}"
@@ -570,37 +575,26 @@ async fn three_node_processes_over_mutual_tls_commit_an_alert() {
         }
         ProcessOptions { extra_args: args }
     };
-    let (procs, remotes) = start_processes(
-        &binary(),
-        &[1, 2, 3],
-        dir.path(),
-        SECRET,
-        options,
-        Some(&client_tls),
-        WAIT,
-    )
-    .await
-    .unwrap();
+    let (procs, remotes) =
+        start_processes(&binary(), &[1, 2, 3], dir.path(), SECRET, options, WAIT)
+            .await
+            .unwrap();
     let leader = agreed_leader(&remotes, &[1, 2, 3], None, WAIT, POLL)
         .await
         .expect("an agreed leader over mTLS");
+    // a write entering a follower is forwarded to the leader over mTLS
     let follower = if leader == 1 { 2 } else { 1 };
-    let reply = remotes[&follower]
-        .call(&ClientRequest::Submit(vec![alert("proc-mtls-1")]), WAIT)
+    let outcomes = remotes[&follower]
+        .submit(vec![alert("proc-mtls-1")], WAIT)
         .await
         .unwrap();
-    assert!(
-        matches!(&reply, ClientReply::Submitted(o) if o == &vec![SubmitOutcome::Accepted { seq: 1 }]),
-        "{reply:?}"
-    );
-    // the processes serve TLS only: a plaintext client is refused
-    let plain = RemoteNode::new(
-        &procs[&leader].addr,
-        ClusterSecret::new(SECRET).unwrap(),
-        None,
-    )
-    .unwrap();
-    assert!(plain.status().await.is_err());
+    assert_eq!(outcomes, vec![SubmitOutcome::Accepted { seq: 1 }]);
+    // the processes' Raft ports serve TLS only: a member's certificate gets through, a plaintext
+    // client is refused
+    let leader_addr = &procs[&leader].addr;
+    let answer = probe(leader_addr, Some(&client_tls)).read_settings().await;
+    assert!(is_settings(&answer), "{answer:?}");
+    assert!(probe(leader_addr, None).read_settings().await.is_err());
     for (id, r) in &remotes {
         let applied = poll_until(WAIT, POLL, || async {
             (r.status().await.ok()?.outbox_records == 1).then_some(())
@@ -624,22 +618,19 @@ async fn silent_connections_do_not_keep_a_member_from_connecting() {
         socket.bind("127.0.0.66:0".parse().unwrap()).unwrap();
         silent.push(socket.connect(addr).await.unwrap());
     }
-    let member = RemoteNode::new(
+    let member = probe(
         &addr.to_string(),
-        ClusterSecret::new(SECRET).unwrap(),
         Some(&ca.transport("member", LOOPBACK_SANS)),
-    )
-    .unwrap();
+    );
     let started = std::time::Instant::now();
-    // `status` has a deadline of 2 s, well below the handshake timeout.
-    let st = member.status().await;
+    // `read_settings` has a deadline of 2 s, well below the handshake timeout.
+    let answer = member.read_settings().await;
     println!(
-        "a member's first call with {} silent connections open: {:?} in {:?}",
+        "a member's first call with {} silent connections open: {answer:?} in {:?}",
         silent.len(),
-        st.as_ref().map(|s| s.leader),
         started.elapsed()
     );
-    assert!(st.is_ok(), "the member was kept out: {st:?}");
+    assert!(is_settings(&answer), "the member was kept out: {answer:?}");
     drop(silent);
     node.shutdown().await.unwrap();
 }

@@ -1,10 +1,8 @@
-//! The requests and replies that travel between nodes and from clients, as plain data (encoded
-//! by [`crate::codec`]): forwarded writes and reads, the `Client` call of the Raft service, and a
-//! node's status. No behaviour lives here.
+//! The requests and replies that travel between nodes, as plain data (encoded by
+//! [`crate::codec`]): forwarded writes and reads; and a node's status. No behaviour lives here.
 
 use crate::settings::SiemSettings;
-use crate::state::outbox::{OutboxEntry, Record};
-use crate::state::{Command, Response, SubmitOutcome, User};
+use crate::state::{Command, Response, User};
 use crate::types::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -79,45 +77,6 @@ pub enum ForwardError {
     },
 }
 
-/// A client request to a node over the Raft transport's `Client` call (tests, benchmark).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ClientRequest {
-    /// Initialise a new cluster with these members (ID -> Raft address).
-    Initialize(BTreeMap<NodeId, String>),
-    /// Submit a batch of records.
-    Submit(Vec<Record>),
-    /// Conditionally replace the settings.
-    UpdateSettings {
-        /// Apply only at this revision.
-        expected_revision: Option<u64>,
-        /// The new settings.
-        settings: SiemSettings,
-    },
-    /// Read the settings.
-    ReadSettings {
-        /// Confirm with the leader first.
-        linearizable: bool,
-    },
-    /// Confirm delivery up to a sequence number.
-    Delivered(u64),
-    /// Read undelivered records from this node's applied state.
-    ReadOutbox {
-        /// First sequence number wanted.
-        from_seq: u64,
-        /// Most records returned.
-        max: u32,
-    },
-    /// This node's status.
-    Status,
-    /// Add a learner (on the leader; refused elsewhere with the leader's address).
-    AddLearner {
-        /// The new node's ID (never used before).
-        id: NodeId,
-        /// Its Raft address.
-        addr: String,
-    },
-}
-
 /// A node's view of itself and the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
@@ -139,23 +98,4 @@ pub struct NodeStatus {
     pub dedup_keys: u64,
     /// Its delivery cursor.
     pub delivered_up_to: u64,
-}
-
-/// The answer to a [`ClientRequest`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ClientReply {
-    /// Done, nothing to report.
-    Done,
-    /// Per-record outcomes.
-    Submitted(Vec<SubmitOutcome>),
-    /// New settings revision.
-    SettingsUpdated(u64),
-    /// Settings and revision.
-    Settings(SiemSettings, u64),
-    /// The delivery cursor.
-    Delivered(u64),
-    /// Undelivered records.
-    Outbox(Vec<OutboxEntry>),
-    /// Node status.
-    Status(NodeStatus),
 }

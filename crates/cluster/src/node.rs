@@ -7,9 +7,7 @@
 
 use crate::config::TimingConfig;
 use crate::error::ClusterError;
-use crate::messages::{
-    ClientReply, ClientRequest, ForwardError, ForwardReply, ForwardRequest, MembersView, NodeStatus,
-};
+use crate::messages::{ForwardError, ForwardReply, ForwardRequest, MembersView, NodeStatus};
 use crate::network::{ClusterSecret, NetworkFactory, RaftServer, ServeCalls};
 use crate::router::{LeaderRouter, RouterConfig};
 use crate::settings::SiemSettings;
@@ -225,47 +223,9 @@ impl ServeCalls for ClusterClient {
     async fn forwarded(&self, req: ForwardRequest) -> Result<ForwardReply, ForwardError> {
         self.router.serve_as_leader(req).await
     }
-
-    async fn client(&self, req: ClientRequest) -> Result<ClientReply, ClusterError> {
-        self.serve_client(req).await
-    }
 }
 
 impl ClusterClient {
-    /// Serves a [`ClientRequest`] arriving over the network.
-    pub async fn serve_client(&self, req: ClientRequest) -> Result<ClientReply, ClusterError> {
-        Ok(match req {
-            ClientRequest::Initialize(members) => {
-                self.initialize(members).await?;
-                ClientReply::Done
-            }
-            ClientRequest::Submit(records) => {
-                ClientReply::Submitted(self.submit_alerts(records).await?)
-            }
-            ClientRequest::UpdateSettings {
-                expected_revision,
-                settings,
-            } => ClientReply::SettingsUpdated(
-                self.update_settings(expected_revision, settings).await?,
-            ),
-            ClientRequest::ReadSettings { linearizable } => {
-                let (s, r) = self.read_settings(linearizable).await?;
-                ClientReply::Settings(s, r)
-            }
-            ClientRequest::Delivered(up_to) => {
-                ClientReply::Delivered(self.mark_delivered(up_to).await?)
-            }
-            ClientRequest::ReadOutbox { from_seq, max } => {
-                ClientReply::Outbox(self.read_outbox(from_seq, max.min(100_000) as usize))
-            }
-            ClientRequest::Status => ClientReply::Status(self.status()),
-            ClientRequest::AddLearner { id, addr } => {
-                self.add_learner(id, addr).await?;
-                ClientReply::Done
-            }
-        })
-    }
-
     /// This node's status.
     pub fn status(&self) -> NodeStatus {
         let m = self.raft.metrics().borrow().clone();

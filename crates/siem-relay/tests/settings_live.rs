@@ -1,57 +1,40 @@
-//! SIEM settings changed through the cluster while alerts flow: the leader follows without a
-//! restart (host, the alerts' facility, protocol TCP -> UDP -> TLS, the alerts switch), and
-//! heartbeats go on while alerts are switched off.
-//!
-//! The settings are changed through the Raft service's `Client` call with the cluster secret (the
-//! stand-in until the admin API of the management issue exists).
+//! SIEM settings changed through the cluster's admin API while alerts flow: the leader follows
+//! without a restart (host, the alerts' facility, protocol TCP -> UDP -> TLS, the alerts switch),
+//! and heartbeats go on while alerts are switched off. The settings are changed on a follower
+//! (node 2) with the bootstrap administrator's token, as an operator would.
 
 // Test helpers may unwrap: a panic is a test failure with a location.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use cluster::messages::{ClientReply, ClientRequest};
-use cluster::network::ClusterSecret;
-use cluster::settings::{SiemProtocol, SiemSettings};
-use cluster_harness::RemoteNode;
-use common::{Cluster, SECRET, WAIT, alert, event_id, submit};
+use common::admin::{ADMIN_TOKEN, Admin, TokenFile, admin, await_administrator};
+use common::{Cluster, NodeToml, WAIT, alert, event_id, submit};
+use relay_proto::admin::v1 as admin_pb;
+use relay_proto::ingest::v1::alert_result::Outcome;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use testkit::{Dnsmasq, Receiver, Rsyslog, TestPki};
 
-async fn change(raft: &RemoteNode, f: impl FnOnce(&mut SiemSettings)) -> u64 {
-    let (mut s, rev) = match raft
-        .call(&ClientRequest::ReadSettings { linearizable: true }, WAIT)
-        .await
-        .unwrap()
-    {
-        ClientReply::Settings(s, r) => (s, r),
-        other => panic!("{other:?}"),
-    };
-    f(&mut s);
-    match raft
-        .call(
-            &ClientRequest::UpdateSettings {
-                expected_revision: Some(rev),
-                settings: s,
-            },
-            WAIT,
-        )
-        .await
-        .unwrap()
-    {
-        ClientReply::SettingsUpdated(r) => r,
-        other => panic!("{other:?}"),
-    }
+/// Changes the settings fields present in `req`; the settings after the change.
+async fn update(api: &Admin, req: admin_pb::UpdateSettingsRequest) -> admin_pb::Settings {
+    let reply = api.clone().update_settings(req).await.unwrap().into_inner();
+    reply.settings.unwrap()
 }
 
-async fn batch(cluster: &Cluster, node: u64, prefix: &str) -> Vec<String> {
+/// Submits 20 alerts `<prefix>-<n>` through `node`; their IDs and the highest outbox position
+/// among them.
+async fn batch(cluster: &Cluster, node: u64, prefix: &str) -> (Vec<String>, u64) {
     let alerts: Vec<_> = (0..20).map(|i| alert(&format!("{prefix}-{i}"))).collect();
     let ids = alerts.iter().map(|a| a.alert_id.clone()).collect();
+    let mut last_seq = 0;
     for r in submit(&cluster.nodes[&node], alerts).await {
-        assert!(r.outcome.is_some(), "{r:?}");
+        match r.outcome {
+            Some(Outcome::AcceptedSeq(seq)) => last_seq = last_seq.max(seq),
+            other => panic!("not accepted: {other:?}"),
+        }
     }
-    ids
+    (ids, last_seq)
 }
 
 /// The syslog PRI of every received line carrying one of `ids`.
@@ -111,56 +94,98 @@ async fn the_leader_follows_host_protocol_tls_and_switch_changes_without_a_resta
         "[siem]\nhost = \"tcp.siem.test\"\nport = {port}\nhost_id = \"relay-test\"\nheartbeat_ms = 3600000\nnameservers = [\"{}\"]\n",
         dns.addr
     );
-    let cluster = Cluster::start(3, &siem);
+    let token = TokenFile::new();
+    let cluster = Cluster::start_with(3, &siem, |_, _| NodeToml {
+        tables: token.table(),
+        ..NodeToml::default()
+    });
     cluster.leader().await;
-    let raft = RemoteNode::new(
-        &cluster.nodes[&2].raft.to_string(),
-        ClusterSecret::new(SECRET).unwrap(),
-        None,
-    )
-    .unwrap();
+    await_administrator(&cluster, &cluster.nodes[&2]).await;
+    let api = admin(&cluster.nodes[&2], Some(ADMIN_TOKEN));
 
-    let first = batch(&cluster, 1, "tcp").await;
+    let (first, _) = batch(&cluster, 1, "tcp").await;
     arrives(&tcp, &first, &cluster).await;
     // local1 (17) * 8 + warning (4): a High alert on the default facility
     assert_eq!(pris(&tcp, &first), vec![140; first.len()]);
 
     // the alerts' facility: local4 from the next message on
-    change(&raft, |s| {
-        s.alert_facility = 20;
-        s.activity_facility = 23;
-    })
+    let changed = update(
+        &api,
+        admin_pb::UpdateSettingsRequest {
+            alert_facility: Some("local4".into()),
+            activity_facility: Some("local7".into()),
+            ..Default::default()
+        },
+    )
     .await;
-    let moved = batch(&cluster, 3, "local4").await;
+    assert_eq!(changed.alert_facility, "local4");
+    let (moved, _) = batch(&cluster, 3, "local4").await;
     arrives(&tcp, &moved, &cluster).await;
     // local4 (20) * 8 + warning (4)
     assert_eq!(pris(&tcp, &moved), vec![164; moved.len()]);
 
-    change(&raft, |s| {
-        s.host = "udp.siem.test".into();
-        s.protocol = SiemProtocol::Udp;
-    })
+    update(
+        &api,
+        admin_pb::UpdateSettingsRequest {
+            host: Some("udp.siem.test".into()),
+            protocol: Some(admin_pb::Protocol::Udp as i32),
+            ..Default::default()
+        },
+    )
     .await;
-    let second = batch(&cluster, 2, "udp").await;
+    let (second, _) = batch(&cluster, 2, "udp").await;
     arrives(&udp, &second, &cluster).await;
 
-    change(&raft, |s| {
-        s.host = "siem.test".into();
-        s.protocol = SiemProtocol::Tcp;
-        s.tls_certificate_pem = Some(pki.ca_pem.clone());
-        s.tls_enabled = true;
-    })
+    // TLS: the CA uploaded, TCP to the TLS receiver's name, then TLS on (refused over UDP)
+    api.clone()
+        .upload_certificate(admin_pb::UploadCertificateRequest {
+            pem: pki.ca_pem.clone(),
+            expected_revision: None,
+        })
+        .await
+        .unwrap();
+    update(
+        &api,
+        admin_pb::UpdateSettingsRequest {
+            host: Some("siem.test".into()),
+            protocol: Some(admin_pb::Protocol::Tcp as i32),
+            ..Default::default()
+        },
+    )
     .await;
-    let third = batch(&cluster, 3, "tls").await;
+    let tls_on = api
+        .clone()
+        .set_tls(admin_pb::SetTlsRequest {
+            enabled: true,
+            expected_revision: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(tls_on.settings.unwrap().tls_enabled);
+    let (third, _) = batch(&cluster, 3, "tls").await;
     arrives(&tls, &third, &cluster).await;
 
     // alerts off: the cursor passes new alerts without sending them; heartbeats go on
-    change(&raft, |s| {
-        s.alerts = false;
-        s.heartbeat_ms = 200;
-    })
+    let switched = api
+        .clone()
+        .set_remote_logging(admin_pb::SetRemoteLoggingRequest {
+            alerts: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!switched.settings.unwrap().alerts);
+    update(
+        &api,
+        admin_pb::UpdateSettingsRequest {
+            heartbeat_ms: Some(200),
+            ..Default::default()
+        },
+    )
     .await;
-    let off = batch(&cluster, 1, "off").await;
+    let (off, off_last_seq) = batch(&cluster, 1, "off").await;
     let leader = cluster.leader().await;
     let deadline = Instant::now() + WAIT;
     loop {
@@ -170,7 +195,9 @@ async fn the_leader_follows_host_protocol_tls_and_switch_changes_without_a_resta
             .iter()
             .filter(|l| l.contains("|heartbeat|"))
             .count();
-        if status.delivered_up_to == 100 && heartbeats >= 3 {
+        // the outbox also holds the activity-log records of the admin calls: the cursor passes
+        // the last switched-off alert
+        if status.delivered_up_to >= off_last_seq && heartbeats >= 3 {
             break;
         }
         assert!(

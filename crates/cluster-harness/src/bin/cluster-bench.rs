@@ -5,11 +5,11 @@
 //! target/release/cluster-bench all            # or: throughput | latency | failover | dedup-memory
 //! ```
 //! Starts three `cluster-node` processes (found beside this binary, or `CLUSTER_NODE_BIN`) on
-//! loopback with fsync on, and drives them over the Raft transport's `Client` call.
+//! loopback with fsync on, and drives them through their control ports (the harness's test-only
+//! control channel, which calls the public `ClusterClient` API in each node process).
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use cluster::messages::{ClientReply, ClientRequest};
 use cluster::state::SubmitOutcome;
 use cluster::state::dedup::{DedupIndex, DedupKey, DedupWindow};
 use cluster::state::outbox::{Record, RecordKind};
@@ -99,7 +99,6 @@ impl Bench {
             dir.path(),
             SECRET,
             |_| opts.clone(),
-            None,
             Duration::from_secs(10),
         )
         .await
@@ -134,13 +133,7 @@ fn batch(prefix: &str, n: usize, payload: &[u8]) -> Vec<Record> {
 }
 
 async fn submit(node: &RemoteNode, records: Vec<Record>) -> anyhow::Result<Vec<SubmitOutcome>> {
-    match node
-        .call(&ClientRequest::Submit(records), Duration::from_secs(10))
-        .await?
-    {
-        ClientReply::Submitted(o) => Ok(o),
-        other => bail!("unexpected reply {other:?}"),
-    }
+    Ok(node.submit(records, Duration::from_secs(10)).await?)
 }
 
 /// Confirms delivery of everything accepted so far, like the delivery loop would, so the
@@ -156,9 +149,7 @@ fn spawn_deliverer(
             tick.tick().await;
             let up_to = max_seq.load(Ordering::Relaxed);
             if up_to > 0 {
-                let _ = node
-                    .call(&ClientRequest::Delivered(up_to), Duration::from_secs(5))
-                    .await;
+                let _ = node.mark_delivered(up_to, Duration::from_secs(5)).await;
             }
         }
     })
@@ -365,12 +356,11 @@ async fn failover(trials: u32) -> anyhow::Result<Duration> {
         ));
         worst = worst.max(accepted_at);
         // bring the node back and let it catch up before the next trial
-        let old = b.procs.remove(&leader).context("proc")?;
-        let (addr, dir) = (old.addr.clone(), old.data_dir.clone());
-        drop(old);
-        let p = NodeProcess::spawn(&node_binary(), leader, &addr, &dir, SECRET, &b.opts)
+        b.procs
+            .get_mut(&leader)
+            .context("proc")?
+            .restart(&node_binary(), SECRET, &b.opts)
             .map_err(anyhow::Error::msg)?;
-        b.procs.insert(leader, p);
         let now_leader = b
             .leader(&[1, 2, 3], None, Duration::from_secs(20))
             .await

@@ -1,7 +1,9 @@
 //! `cluster-node`: runs one cluster node as a process (for the real-process tests and the
-//! benchmark). Prints `READY <addr>` on stdout once its Raft server listens; logs go to stderr.
-//! The cluster secret comes from the `CLUSTER_SECRET` environment variable. With `--tls-ca`,
-//! `--tls-cert` and `--tls-key` (all three or none) the Raft transport runs over mutual TLS.
+//! benchmark). Besides the Raft port it serves the harness's control channel
+//! (`cluster_harness::control_server`, no authentication) on a loopback port of its own. Prints
+//! `READY <raft addr> <control addr>` on stdout once both listen; logs go to stderr. The cluster
+//! secret comes from the `CLUSTER_SECRET` environment variable. With `--tls-ca`, `--tls-cert`
+//! and `--tls-key` (all three or none) the Raft transport runs over mutual TLS.
 
 use anyhow::Context;
 use clap::Parser;
@@ -9,6 +11,7 @@ use cluster::config::TimingConfig;
 use cluster::network::ClusterSecret;
 use cluster::node::{ClusterNode, NodeConfig};
 use cluster::tls::{TlsFiles, TransportTls};
+use cluster_harness::control_server::serve_control;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +26,9 @@ struct Args {
     /// Raft gRPC listen address.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
+    /// Control channel listen address (loopback only: the channel has no authentication).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    control_listen: SocketAddr,
     /// Data folder.
     #[arg(long)]
     data_dir: PathBuf,
@@ -122,10 +128,16 @@ async fn main() -> anyhow::Result<()> {
         client_timeout: Duration::from_millis(args.client_timeout_ms),
         tls,
     };
+    let control = control_listener(args.control_listen).await?;
     let node = ClusterNode::start(cfg).await.context("start node")?;
+    let control_addr = control.local_addr().context("control listener address")?;
+    let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
+    let control_server = serve_control(node.client().clone(), control, async {
+        let _ = control_stopped.await;
+    });
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "READY {}", node.local_addr())?;
+        writeln!(out, "READY {} {control_addr}", node.local_addr())?;
         out.flush()?;
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -133,6 +145,21 @@ async fn main() -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+    let _ = stop_control.send(());
+    control_server.await?.context("control server")?;
     node.shutdown().await?;
     Ok(())
+}
+
+/// Binds the control channel's listener; refuses an address other than loopback, since the
+/// channel has no authentication.
+async fn control_listener(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    if !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "--control-listen {addr}: the control channel has no authentication, so it listens on loopback only"
+        );
+    }
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--control-listen {addr}: bind"))
 }

@@ -17,7 +17,7 @@ use tonic::server::NamedService;
 
 /// Largest `Vote` request body.
 pub const MAX_VOTE_BYTES: usize = 64 * 1024;
-/// Largest `Forward` or `Client` request body: one client batch at its limits (payload bytes,
+/// Largest `Forward` request body: one client batch at its limits (payload bytes,
 /// and for each record its source and alert ID at full length plus framing), and room for the
 /// rest of the request.
 pub const MAX_FORWARD_BYTES: usize =
@@ -33,7 +33,6 @@ pub(crate) enum Method {
     Vote,
     InstallSnapshot,
     Forward,
-    Client,
     Other,
 }
 
@@ -44,7 +43,6 @@ impl Method {
             Some("Vote") => Self::Vote,
             Some("InstallSnapshot") => Self::InstallSnapshot,
             Some("Forward") => Self::Forward,
-            Some("Client") => Self::Client,
             _ => Self::Other,
         }
     }
@@ -55,7 +53,6 @@ impl Method {
             Self::Vote => "vote",
             Self::InstallSnapshot => "install_snapshot",
             Self::Forward => "forward",
-            Self::Client => "client",
             Self::Other => "unknown method",
         }
     }
@@ -64,7 +61,7 @@ impl Method {
     pub(crate) fn limit(self) -> usize {
         match self {
             Self::AppendEntries | Self::InstallSnapshot => MAX_MESSAGE_BYTES,
-            Self::Forward | Self::Client => MAX_FORWARD_BYTES,
+            Self::Forward => MAX_FORWARD_BYTES,
             Self::Vote | Self::Other => MAX_VOTE_BYTES,
         }
     }
@@ -188,7 +185,8 @@ impl http_body::Body for Limited {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::ClientRequest;
+    use crate::messages::ForwardRequest;
+    use crate::state::Command;
     use crate::state::outbox::{Record, RecordKind};
 
     #[test]
@@ -203,16 +201,9 @@ mod tests {
                 received_at_ms: u64::MAX,
             })
             .collect();
-        let forward = crate::messages::ForwardRequest::Write(crate::state::Command::Submit {
-            records: records.clone(),
-        });
-        let client = ClientRequest::Submit(records);
-        for len in [
-            crate::codec::encode(&forward).unwrap().len(),
-            crate::codec::encode(&client).unwrap().len(),
-        ] {
-            assert!(len < MAX_FORWARD_BYTES, "{len} >= {MAX_FORWARD_BYTES}");
-        }
+        let forward = ForwardRequest::Write(Command::Submit { records });
+        let len = crate::codec::encode(&forward).unwrap().len();
+        assert!(len < MAX_FORWARD_BYTES, "{len} >= {MAX_FORWARD_BYTES}");
     }
 
     #[test]
@@ -224,6 +215,8 @@ mod tests {
         );
         assert_eq!(m("/siemrelay.raft.v1.RaftService/Vote"), Method::Vote);
         assert_eq!(m("/siemrelay.raft.v1.RaftService/Forward"), Method::Forward);
+        // a method the service does not have gets the smallest limit
+        assert_eq!(m("/siemrelay.raft.v1.RaftService/Client"), Method::Other);
         assert_eq!(m("/x/Nope").limit(), MAX_VOTE_BYTES);
     }
 }

@@ -1,12 +1,11 @@
 //! The server side of the Raft transport: hands calls that passed [`super::guard`] (secret, size)
-//! and carry a payload format this node reads to the local Raft, or, for forwarded and client
-//! requests, to the node ([`ServeCalls`]).
+//! and carry a payload format this node reads to the local Raft, or, for forwarded requests, to
+//! the node ([`ServeCalls`]).
 
 use super::guard::Guarded;
 use super::{ClusterSecret, MAX_MESSAGE_BYTES};
 use crate::codec;
-use crate::error::ClusterError;
-use crate::messages::{ClientReply, ClientRequest, ForwardError, ForwardReply, ForwardRequest};
+use crate::messages::{ForwardError, ForwardReply, ForwardRequest};
 use crate::stage::{Stage, stage_timing};
 use crate::types::{NodeId, Raft, TypeConfig};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
@@ -17,13 +16,11 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 /// What the node serves beyond Raft's own calls: requests forwarded by followers to this node as
-/// the leader, and the `Client` call.
+/// the leader.
 #[tonic::async_trait]
 pub trait ServeCalls: Send + Sync + 'static {
     /// Serves a request forwarded to this node as the leader.
     async fn forwarded(&self, req: ForwardRequest) -> Result<ForwardReply, ForwardError>;
-    /// Serves a `Client` call.
-    async fn client(&self, req: ClientRequest) -> Result<ClientReply, ClusterError>;
 }
 
 /// The server side: hands authenticated requests to the local Raft.
@@ -117,16 +114,5 @@ impl RaftService for RaftServer {
     ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
         let fwd: ForwardRequest = decode_req(req.get_ref())?;
         reply(&self.calls.forwarded(fwd).await)
-    }
-
-    async fn client(
-        &self,
-        req: tonic::Request<RaftRequest>,
-    ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
-        let call: ClientRequest = decode_req(req.get_ref())?;
-        match self.calls.client(call).await {
-            Ok(r) => reply::<ClientReply, ()>(&Ok(r)),
-            Err(e) => Err(crate::to_status(&e)),
-        }
     }
 }
