@@ -7,39 +7,9 @@
 mod common;
 
 use common::admin::{ADMIN_TOKEN, TokenFile, await_administrator, until};
-use common::{Cluster, NodeToml, WAIT, binary, event_id, siem_table};
-use std::process::{Command, Output};
+use common::cli::{cli, endpoint, json, stderr, stdout};
+use common::{Cluster, NodeToml, WAIT, event_id, siem_table};
 use testkit::{Receiver, Rsyslog, TempDir, TestPki};
-
-/// Runs `siem-relay <args>` with a clean environment for the CLI's variables plus `env`.
-fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(binary());
-    cmd.args(args)
-        .env_remove("SIEM_RELAY_ENDPOINT")
-        .env_remove("SIEM_RELAY_TOKEN")
-        .env_remove("RUST_LOG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// The API addresses of `ids`, as an endpoint list.
-fn endpoint(cluster: &Cluster, ids: &[u64]) -> String {
-    let apis: Vec<String> = ids
-        .iter()
-        .map(|id| cluster.nodes[id].api.to_string())
-        .collect();
-    apis.join(",")
-}
 
 /// A 3-node cluster delivering to one rsyslog.
 fn cluster_with_siem() -> (Cluster, Rsyslog) {
@@ -170,17 +140,7 @@ async fn admin_cluster(siem: &Rsyslog) -> (Cluster, TokenFile) {
 
 /// `siem-relay --endpoint <node id's API> --json <args>` with `token`; the parsed stdout.
 fn json_as(cluster: &Cluster, id: u64, token: &str, args: &[&str]) -> serde_json::Value {
-    let api = cluster.nodes[&id].api.to_string();
-    let mut all = vec!["--endpoint", &api, "--json"];
-    all.extend_from_slice(args);
-    let out = cli(&all, &[("SIEM_RELAY_TOKEN", token)]);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}\n{}",
-        stderr(&out),
-        cluster.logs()
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json(cluster, &endpoint(cluster, &[id]), token, args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

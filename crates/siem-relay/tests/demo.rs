@@ -2,7 +2,8 @@
 //! must exit 0 with a summary that reports nothing lost and both failover times, leave no work
 //! folder behind, and its receivers' files must hold only valid syslog + CEF messages: every
 //! acknowledged alert at least once, and exactly the submitted alerts (numbered from 1 without a
-//! gap), of every catalogue type.
+//! gap), of every catalogue type. The admin CLI command it prints at the start works against
+//! the running demo with the token it wrote to its output folder.
 
 // Test helpers may unwrap: a panic is a test failure with a location.
 #![allow(clippy::unwrap_used)]
@@ -33,7 +34,8 @@ fn millis(value: &str) -> f64 {
         .unwrap_or_else(|| panic!("not a measured time: {value}"))
 }
 
-/// Every message of the receivers' files: (alert ID if any, type token).
+/// Every alert and heartbeat of the receivers' files (activity-log records left out): (alert ID
+/// if any, type token); every line must be syslog + CEF.
 fn received(output: &Path) -> Vec<(Option<String>, String)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(output)
         .unwrap()
@@ -52,6 +54,9 @@ fn received(output: &Path) -> Vec<(Option<String>, String)> {
             let (_, record) = cef::parse_frame(line.as_bytes()).unwrap_or_else(|e| {
                 panic!("{}:{}: not syslog + CEF: {e}\n{line}", f.display(), n + 1)
             });
+            if cef::catalogue::ACTIVITY_AREAS.contains(&record.type_token()) {
+                continue; // the activity log of the admin CLI's calls, not an alert
+            }
             messages.push((
                 record.get("eventId").map(str::to_owned),
                 record.type_token().to_owned(),
@@ -89,6 +94,55 @@ fn run_demo(dir: &Path, args: &[&str], within: Duration) -> (ExitStatus, String,
     (status, read(&out), read(&err))
 }
 
+/// The admin CLI command the demo prints at the start: the token file and the endpoint.
+fn printed_cli(stdout: &str) -> Option<(PathBuf, String)> {
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("admin CLI while it runs: "))?;
+    let path = line.split("$(cat '").nth(1)?.split("')").next()?;
+    let endpoint = line.split("siem-relay status --endpoint ").nth(1)?;
+    let endpoint = endpoint.split_whitespace().next()?;
+    Some((PathBuf::from(path), endpoint.to_owned()))
+}
+
+/// While the demo runs: its printed admin CLI command (`status`), and `whoami` with the same
+/// token and endpoint, until both succeed (up to 40 s); their stdout.
+fn use_the_printed_cli(stdout_file: PathBuf) -> std::thread::JoinHandle<(String, String)> {
+    std::thread::spawn(move || {
+        let run = |token: &str, endpoint: &str, args: &[&str]| {
+            Command::new(common::binary())
+                .args(args)
+                .args(["--endpoint", endpoint, "--timeout", "3s"])
+                .env("SIEM_RELAY_TOKEN", token)
+                .env_remove("SIEM_RELAY_ENDPOINT")
+                .output()
+                .unwrap()
+        };
+        let mut answers = None;
+        testkit::wait_until(
+            "the printed admin CLI command to work",
+            Duration::from_secs(40),
+            || {
+                let stdout = std::fs::read_to_string(&stdout_file).unwrap_or_default();
+                let Some((token_file, endpoint)) = printed_cli(&stdout) else {
+                    return false;
+                };
+                let token = std::fs::read_to_string(token_file).unwrap_or_default();
+                let status = run(token.trim(), &endpoint, &["status"]);
+                let whoami = run(token.trim(), &endpoint, &["--json", "whoami"]);
+                let text =
+                    |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+                if status.status.success() && whoami.status.success() {
+                    answers = Some((text(&status), text(&whoami)));
+                }
+                answers.is_some()
+            },
+        )
+        .unwrap();
+        answers.unwrap()
+    })
+}
+
 #[test]
 fn the_demo_runs_to_completion_and_its_receivers_got_every_acknowledged_alert() {
     let dir = TempDir::new("relay-demo").unwrap();
@@ -103,6 +157,7 @@ fn the_demo_runs_to_completion_and_its_receivers_got_every_acknowledged_alert() 
         "--output",
         &output_arg,
     ];
+    let cli = use_the_printed_cli(dir.path().join("demo.stdout"));
     let (status, stdout, stderr) = run_demo(dir.path(), &args, Duration::from_secs(90));
     let took = started.elapsed();
     let node_logs = |out: &Path| -> String {
@@ -134,6 +189,13 @@ fn the_demo_runs_to_completion_and_its_receivers_got_every_acknowledged_alert() 
         stdout.contains("rejoined, a follower of node"),
         "the killed node came back: {stdout}"
     );
+
+    // the admin CLI as printed, while it ran
+    let (cli_status, whoami) = cli.join().unwrap();
+    assert!(cli_status.starts_with("node:"), "{cli_status}");
+    let me: serde_json::Value = serde_json::from_str(&whoami).unwrap();
+    assert_eq!(me["name"], "admin", "{me}");
+    assert!(output.join("admin-token").exists());
 
     // what it started is gone: the work folder it named at the start
     let work = stdout

@@ -1,9 +1,11 @@
 //! The demo's three node processes: this same binary run as `serve --config <generated TOML>`,
 //! each with its data folder and log file under the work folder, on free loopback ports. A node
 //! is SIGKILLed by its PID when the demo kills it and when the demo ends (also on an error).
+//! The cluster secret and the first administrator's token are fresh per run and passed to the
+//! nodes in the environment.
 
 use anyhow::Context;
-use node::config::SECRET_ENV;
+use node::config::{ADMIN_TOKEN_ENV, SECRET_ENV};
 use relay_client::{Client, ClientConfig, Endpoint, NodeStatus, RetryPolicy};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -60,7 +62,7 @@ impl NodeProcess {
         &self.log
     }
 
-    fn spawn(&mut self, binary: &Path, secret: &str) -> anyhow::Result<()> {
+    fn spawn(&mut self, binary: &Path, secrets: &Secrets) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -70,7 +72,8 @@ impl NodeProcess {
             .arg("serve")
             .arg("--config")
             .arg(&self.config)
-            .env(SECRET_ENV, secret)
+            .env(SECRET_ENV, &secrets.cluster)
+            .env(ADMIN_TOKEN_ENV, &secrets.admin_token)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -104,10 +107,18 @@ impl Drop for NodeProcess {
     }
 }
 
+/// What the nodes get in their environment, fresh per run.
+struct Secrets {
+    /// The cluster secret.
+    cluster: String,
+    /// The first administrator's token.
+    admin_token: String,
+}
+
 /// The cluster's node processes.
 pub struct DemoCluster {
     binary: PathBuf,
-    secret: String,
+    secrets: Secrets,
     nodes: BTreeMap<u64, NodeProcess>,
 }
 
@@ -115,7 +126,10 @@ impl DemoCluster {
     /// Writes a configuration per node under `work` and starts the nodes.
     pub fn start(work: &Path, siem: &SiemTarget) -> anyhow::Result<Self> {
         let binary = std::env::current_exe().context("the path of this program")?;
-        let secret = fresh_secret()?;
+        let secrets = Secrets {
+            cluster: fresh_secret()?,
+            admin_token: fresh_secret()?,
+        };
         let ports: Vec<(u64, u16, u16)> = (1..=NODES)
             .map(|id| Ok((id, free_port()?, free_port()?)))
             .collect::<anyhow::Result<_>>()?;
@@ -126,7 +140,7 @@ impl DemoCluster {
             .join(", ");
         let mut cluster = Self {
             binary,
-            secret,
+            secrets,
             nodes: BTreeMap::new(),
         };
         for (id, raft, api) in ports {
@@ -142,7 +156,7 @@ impl DemoCluster {
                 child: None,
                 status: status_client(api)?,
             };
-            node.spawn(&cluster.binary, &cluster.secret)?;
+            node.spawn(&cluster.binary, &cluster.secrets)?;
             cluster.nodes.insert(id, node);
         }
         Ok(cluster)
@@ -151,6 +165,11 @@ impl DemoCluster {
     /// The nodes by ID.
     pub fn nodes(&self) -> &BTreeMap<u64, NodeProcess> {
         &self.nodes
+    }
+
+    /// The first administrator's token (the `admin` user's), for the admin CLI.
+    pub fn admin_token(&self) -> &str {
+        &self.secrets.admin_token
     }
 
     /// The nodes' API addresses.
@@ -172,7 +191,7 @@ impl DemoCluster {
             .get_mut(&id)
             .with_context(|| format!("no node {id}"))?;
         node.kill();
-        node.spawn(&self.binary, &self.secret)
+        node.spawn(&self.binary, &self.secrets)
     }
 
     /// The nodes that ended on their own since the last call, with their exit status.
@@ -243,7 +262,8 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr().context("find a free port")?.port())
 }
 
-/// A cluster secret nobody else knows: 32 hex characters from the kernel's random source.
+/// A secret nobody else knows (cluster secret, admin token): 32 hex characters from the kernel's
+/// random source.
 fn fresh_secret() -> anyhow::Result<String> {
     use std::io::Read;
     let mut bytes = [0u8; 16];

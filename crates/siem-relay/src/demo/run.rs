@@ -38,6 +38,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         work.path.display()
     ));
     let mut demo = Demo::start(&args, &work.path, output.clone()).await?;
+    screen.event(&admin_cli_hint(&output, &demo.cluster)?);
     let outcome = tokio::select! {
         r = demo.timeline(&mut screen) => r,
         () = crate::shutdown_signal() => Err(anyhow::anyhow!("interrupted: stopped everything it started")),
@@ -53,6 +54,35 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let failures = summary.failures();
     anyhow::ensure!(failures.is_empty(), "{}", failures.join("; "));
     Ok(())
+}
+
+/// Writes the first administrator's token to `admin-token` in the output folder (readable by its
+/// owner only); the line telling how to use the admin CLI against the running demo.
+fn admin_cli_hint(output: &Path, cluster: &DemoCluster) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = output.join("admin-token");
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        writeln!(file, "{}", cluster.admin_token())
+    };
+    write().with_context(|| format!("write {}", path.display()))?;
+    let endpoint: Vec<String> = cluster
+        .api_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Ok(format!(
+        "admin CLI while it runs: SIEM_RELAY_TOKEN=$(cat '{}') siem-relay status --endpoint {}  \
+         (also whoami, settings show, members list)",
+        path.display(),
+        endpoint.join(",")
+    ))
 }
 
 /// The output folder: the one asked for, or a new one in the temporary folder.

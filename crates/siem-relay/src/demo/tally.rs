@@ -1,6 +1,8 @@
 //! What the receivers got, counted: copies per alert ID, messages per receiver, alert types seen,
 //! and the failover watch (the first arrival that ends a failover, stamped when it arrives). Pure:
-//! the receivers' tasks feed it arrivals with their times.
+//! the receivers' tasks feed it arrivals with their times. Activity-log records (the admin CLI's
+//! calls against the running demo) carry an `eventId` too; they are counted apart, never as
+//! alerts.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
@@ -48,6 +50,8 @@ pub struct ReceiverCounts {
     pub alerts: u64,
     /// Heartbeats.
     pub heartbeats: u64,
+    /// Activity-log records (type token an activity area).
+    pub activity: u64,
     /// When the last message arrived.
     pub last_at: Option<Instant>,
 }
@@ -74,6 +78,14 @@ impl Deliveries {
 
     /// Counts one message.
     pub fn record(&mut self, a: Arrival<'_>) {
+        if cef::catalogue::ACTIVITY_AREAS.contains(&a.type_token) {
+            if let Some(counts) = self.receivers.get_mut(a.receiver) {
+                counts.activity += 1;
+                counts.last_at = Some(a.at);
+            }
+            self.last_receiver = Some(a.receiver);
+            return;
+        }
         self.check_watch(&a);
         if let Some(counts) = self.receivers.get_mut(a.receiver) {
             match a.event_id {
@@ -194,6 +206,22 @@ mod tests {
         assert_eq!(d.receivers()[1].heartbeats, 1);
         assert_eq!(d.in_use(), Some(1));
         assert_eq!(d.types().len(), 1, "heartbeats are not an alert type");
+    }
+
+    #[test]
+    fn activity_records_are_counted_apart_and_end_no_failover() {
+        let t = Instant::now();
+        let mut d = Deliveries::new(2);
+        d.watch(t, WatchRule::OtherReceiver { killed: 0 });
+        d.record(Arrival {
+            type_token: "auth",
+            ..arrival(1, t, t, "act-1")
+        });
+        assert_eq!(d.receivers()[1].activity, 1);
+        assert_eq!(d.alert_messages(), 0);
+        assert!(d.copies().is_empty(), "not an alert ID");
+        assert!(d.types().is_empty(), "not an alert type");
+        assert_eq!(d.watch_hit(), None);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod admin;
+pub mod cli;
+pub mod load;
 
 use relay_proto::ingest::v1 as pb;
 use relay_proto::ingest::v1::ingest_client::IngestClient;
