@@ -71,8 +71,12 @@ pub(crate) async fn add_node(
     Ok(())
 }
 
-/// Takes `id` out of the membership (its ID is already retired): from the voters if it is one,
-/// then from the nodes.
+/// Takes `id` out of the membership (its ID is already retired) in one change: a voter leaves
+/// the voters and the nodes together (`retain = false`), a learner leaves the nodes.
+///
+/// One change, not two: when `id` is the leader, it is no longer a voter once the first change
+/// commits, and openraft 0.9 refuses (a debug assertion: "Only leader is allowed to call
+/// update_effective_membership()") a second change proposed there.
 pub(crate) async fn remove_retired(raft: &Raft, id: NodeId) -> Result<(), ChangeError> {
     let ids: BTreeSet<NodeId> = [id].into();
     let (is_voter, is_node) = {
@@ -84,13 +88,11 @@ pub(crate) async fn remove_retired(raft: &Raft, id: NodeId) -> Result<(), Change
             membership.get_node(&id).is_some(),
         )
     };
-    if is_voter {
-        raft.change_membership(ChangeMembers::RemoveVoters(ids.clone()), false)
-            .await?;
-    }
-    if is_node {
-        raft.change_membership(ChangeMembers::RemoveNodes(ids), false)
-            .await?;
-    }
+    let change = match (is_voter, is_node) {
+        (true, _) => ChangeMembers::RemoveVoters(ids),
+        (false, true) => ChangeMembers::RemoveNodes(ids),
+        (false, false) => return Ok(()),
+    };
+    raft.change_membership(change, false).await?;
     Ok(())
 }

@@ -119,18 +119,17 @@ fn voters(doc: &serde_json::Value) -> Vec<u64> {
 }
 
 /// Three nodes under steady `relay-client` load (batches to every node in turn); node 4 is added
-/// with `siem-relay members add` through a follower, then the **other follower** is removed with
-/// `siem-relay members remove` through the first and its process stopped. Every acknowledged
-/// alert arrives at rsyslog, `members list` shows the new membership, and the removed ID is
-/// refused when added again.
+/// with `siem-relay members add` through a follower, then the **leader** is removed with
+/// `siem-relay members remove` through the same follower and its process stopped: the remaining
+/// voters elect a new leader, which delivers on. Every acknowledged alert arrives at rsyslog,
+/// `members list` shows the new membership, and the removed ID is refused when added again.
 ///
-/// Not the leader: removing the leader panics its Raft core in this debug build (3 of 3 runs) and
-/// the call fails with `raft: panicked`. `cluster::membership::remove_retired` makes two changes
-/// on the leader; after the first (`RemoveVoters`) committed, the second (`RemoveNodes`) runs on
-/// a node that is no longer a voter and trips a `debug_assert!` in openraft 0.9.25's
-/// `append_membership` ("Only leader is allowed to call update_effective_membership()").
+/// The leader, because it is the hard case: the removal used to be two membership changes, and
+/// the second, proposed on a leader that the first had already taken out of the voters, panicked
+/// its Raft core (openraft 0.9.25's "Only leader is allowed to call
+/// update_effective_membership()", 3 of 3 runs). It is one change now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_load_a_node_is_added_and_a_follower_removed_through_the_cli_and_nothing_is_lost() {
+async fn under_load_a_node_is_added_and_the_leader_removed_through_the_cli_and_nothing_is_lost() {
     let net = testkit::LoopbackNet::random();
     let siem_addr = SocketAddr::new(net.ip(200), testkit::free_port(net.ip(200)));
     let siem = Rsyslog::start(Receiver::Tcp, siem_addr).unwrap();
@@ -161,7 +160,7 @@ async fn under_load_a_node_is_added_and_a_follower_removed_through_the_cli_and_n
     load.await_acknowledged(&cluster, load.acknowledged() + 200)
         .await;
 
-    let gone = followers[1];
+    let gone = leader;
     let removed = gone.to_string();
     let after = json(
         &cluster,
@@ -182,9 +181,9 @@ async fn under_load_a_node_is_added_and_a_follower_removed_through_the_cli_and_n
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
 
-    let list = endpoint(&cluster, &[leader, followers[0], 4]);
+    let list = endpoint(&cluster, &[followers[0], followers[1], 4]);
     let members = json(&cluster, &list, ADMIN_TOKEN, &["members", "list"]);
-    let mut expected = vec![leader, followers[0], 4];
+    let mut expected = vec![followers[0], followers[1], 4];
     expected.sort_unstable();
     assert_eq!(voters(&members), expected, "{members}");
     assert_eq!(members["members"].as_array().unwrap().len(), 3, "{members}");
@@ -205,7 +204,7 @@ async fn under_load_a_node_is_added_and_a_follower_removed_through_the_cli_and_n
         stderr(&again)
     );
     println!(
-        "removed follower {gone} (leader {leader}); {} alerts acknowledged, all delivered",
+        "removed the leader {gone}; {} alerts acknowledged, all delivered",
         acked.len()
     );
 }
