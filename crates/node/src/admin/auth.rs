@@ -151,8 +151,13 @@ pub fn bearer_token(metadata: &tonic::metadata::MetadataMap) -> Result<String, A
     Ok(token.to_owned())
 }
 
-/// The user whose token is `token`: from this node's applied state, else from the leader's.
-pub async fn authenticate(cluster: &ClusterClient, token: &str) -> Result<Caller, AdminError> {
+/// The user whose token is `token`: from this node's applied state, else (for a token of the
+/// server's shape, with a permit of `leader_lookups`) from the leader's.
+pub async fn authenticate(
+    cluster: &ClusterClient,
+    token: &str,
+    leader_lookups: &tokio::sync::Semaphore,
+) -> Result<Caller, AdminError> {
     let local = cluster
         .state()
         .read()
@@ -174,6 +179,11 @@ pub async fn authenticate(cluster: &ClusterClient, token: &str) -> Result<Caller
     if leads || !super::tokens::is_server_token(token) {
         return Err(unknown());
     }
+    // Bounded: well-shaped guesses must not turn into an unbounded stream of leader reads. With
+    // every permit taken, the token is unknown for now (the caller may try again).
+    let Ok(_permit) = leader_lookups.try_acquire() else {
+        return Err(unknown());
+    };
     let hash = hash_token(token);
     let users = cluster.users().await?;
     users

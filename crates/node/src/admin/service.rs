@@ -23,6 +23,9 @@ use tonic::{Request, Response, Status};
 
 /// Attempts of a settings change made without `expected_revision` that meets a concurrent one.
 const SETTINGS_ATTEMPTS: usize = 3;
+/// Token look-ups on the leader in flight at once from this node (for a token of the server's
+/// shape that this node does not know yet: one created through another node a moment ago).
+const LEADER_LOOKUPS: usize = 4;
 /// Source of test alerts (the other half of their dedup key).
 const TEST_ALERT_SOURCE: &str = "siem-relay-test";
 
@@ -31,6 +34,7 @@ const TEST_ALERT_SOURCE: &str = "siem-relay-test";
 pub struct AdminService {
     cluster: ClusterClient,
     activity: ActivityLog,
+    leader_lookups: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Where a call came from and which of this node's addresses it reached.
@@ -50,7 +54,11 @@ struct Ctx {
 impl AdminService {
     /// A service serving from `cluster`, recording every call in `activity`.
     pub fn new(cluster: ClusterClient, activity: ActivityLog) -> Self {
-        Self { cluster, activity }
+        Self {
+            cluster,
+            activity,
+            leader_lookups: std::sync::Arc::new(tokio::sync::Semaphore::new(LEADER_LOOKUPS)),
+        }
     }
 
     /// Authenticates and authorises a call; a refusal is recorded and returned as a status.
@@ -71,7 +79,7 @@ impl AdminService {
         let msg = req.into_inner();
         let what = what(&msg);
         let caller = match token {
-            Ok(t) => auth::authenticate(&self.cluster, &t).await,
+            Ok(t) => auth::authenticate(&self.cluster, &t, &self.leader_lookups).await,
             Err(e) => Err(e),
         };
         let caller = match caller {
