@@ -24,7 +24,7 @@ bin_dir="${CARGO_TARGET_DIR:-$repo_dir/target}/$target/release"
 rm -rf "$staging"
 mkdir -p "$staging/empty"
 for bin in siem-relay siem-sink; do
-    if ! file -L "$bin_dir/$bin" | grep -q 'static'; then
+    if [[ "$(file -L "$bin_dir/$bin")" != *static* ]]; then
         echo "error: $bin_dir/$bin is missing or not statically linked" >&2
         exit 1
     fi

@@ -1,12 +1,15 @@
+# shellcheck shell=bash
 # Shared by up.sh, check.sh and down.sh (sourced, not run): the compose command, the project
 # name, and the CLI used from the host.
 
 deploy_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cd "$deploy_dir"
+cd "$deploy_dir" || exit 2
 
 # KEY's value in deploy/.env (empty when the file or the key is missing).
 env_value() {
-    [[ -f .env ]] && sed -n "s/^$1=//p" .env | tail -n 1 || true
+    if [[ -f .env ]]; then
+        sed -n "s/^$1=//p" .env | tail -n 1
+    fi
 }
 
 # Compose reads deploy/.env itself; the project name is also needed here for docker commands.
