@@ -4,6 +4,7 @@
 # the leader) until the cluster's cursor passes it and a SIEM receiver has counted it.
 # Exit 0: all passed; 1: a check failed.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SIEM_RELAY_TOKEN="${SIEM_RELAY_TOKEN:-$(env_value SIEM_RELAY_ADMIN_TOKEN)}"

@@ -2,6 +2,7 @@
 # Stops the compose deployment and removes its containers, network and volumes (the nodes'
 # data: the cluster is gone). Works without deploy/.env.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Compose interpolates the whole file for every command; `down` uses none of the secrets.

@@ -18,8 +18,13 @@ export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-siem-relay}"
 image_tag="${SIEM_RELAY_IMAGE_TAG:-$(env_value SIEM_RELAY_IMAGE_TAG)}"
 image_tag="${image_tag:-local}"
 
+# Debian's docker-compose (v1) when installed, else the v2 plugin.
 compose() {
-    docker-compose -f "$deploy_dir/compose.yaml" "$@"
+    if command -v docker-compose >/dev/null; then
+        docker-compose -f "$deploy_dir/compose.yaml" "$@"
+    else
+        docker compose -f "$deploy_dir/compose.yaml" "$@"
+    fi
 }
 
 # The container ID of a compose service (empty when it has none).

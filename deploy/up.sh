@@ -3,6 +3,7 @@
 # three nodes are healthy and agree on a leader; prints how long that took.
 # Exit 0: up; 1: not up within UP_TIMEOUT_S seconds (default 60); 2: no deploy/.env.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [[ ! -f .env ]]; then
