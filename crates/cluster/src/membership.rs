@@ -47,13 +47,8 @@ pub(crate) fn view(raft: &Raft, shared: &SharedState) -> MembersView {
     view
 }
 
-/// Adds `id` at `addr`: learner, caught up, voter. Refuses an ID that is or was a member.
-pub(crate) async fn add_node(
-    raft: &Raft,
-    shared: &SharedState,
-    id: NodeId,
-    addr: String,
-) -> Result<(), ChangeError> {
+/// True if `id` is a member now or was one (retired): it may not join again.
+pub(crate) fn id_used(raft: &Raft, shared: &SharedState, id: NodeId) -> bool {
     let in_config = raft
         .metrics()
         .borrow()
@@ -61,7 +56,17 @@ pub(crate) async fn add_node(
         .membership()
         .get_node(&id)
         .is_some();
-    if in_config || shared.read().state.is_retired(id) {
+    in_config || shared.read().state.is_retired(id)
+}
+
+/// Adds `id` at `addr`: learner, caught up, voter. Refuses an ID that is or was a member.
+pub(crate) async fn add_node(
+    raft: &Raft,
+    shared: &SharedState,
+    id: NodeId,
+    addr: String,
+) -> Result<(), ChangeError> {
+    if id_used(raft, shared, id) {
         return Err(ChangeError::Reused);
     }
     // `blocking`: returns once the learner has caught up with the log.

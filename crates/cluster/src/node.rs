@@ -282,15 +282,7 @@ impl ClusterClient {
     /// that is or was a member.
     pub async fn add_learner(&self, id: NodeId, addr: String) -> Result<(), ClusterError> {
         self.ensure_leader()?;
-        let in_config = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .is_some();
-        if in_config || self.shared.read().state.is_retired(id) {
+        if crate::membership::id_used(&self.raft, &self.shared, id) {
             return Err(ClusterError::NodeIdReused { node_id: id });
         }
         self.raft
