@@ -49,4 +49,23 @@ impl RaftProbe {
         .into_inner();
         codec::decode_result(&reply.payload).map_err(|e| tonic::Status::internal(e.to_string()))
     }
+
+    /// Like [`RaftProbe::read_settings`], but asks again, for up to `wait`, while the node answers
+    /// `Failed`: a leader that got the call (the transport let it through) but could not confirm
+    /// its leadership with a quorum in time, which a loaded machine causes right after start.
+    /// Every other answer, a refusal by the transport included, is returned at once.
+    pub async fn read_settings_settled(
+        &self,
+        wait: Duration,
+    ) -> Result<Result<ForwardReply, ForwardError>, tonic::Status> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let answer = self.read_settings().await;
+            let transient = matches!(answer, Ok(Err(ForwardError::Failed { .. })));
+            if !transient || tokio::time::Instant::now() >= deadline {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

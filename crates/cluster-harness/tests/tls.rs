@@ -253,7 +253,7 @@ async fn three_nodes_over_mutual_tls_elect_a_leader_and_commit_on_all() {
     // a member's call reaches the leader's Raft service over mTLS
     let client_tls = ca.transport("test-client", LOOPBACK_SANS);
     let by_ip = probe(&nodes[&leader].local_addr().to_string(), Some(&client_tls));
-    let answer = by_ip.read_settings().await;
+    let answer = by_ip.read_settings_settled(WAIT).await;
     assert!(is_settings(&answer), "{answer:?}");
 
     // a write on a follower is forwarded to the leader over mTLS and applied everywhere
@@ -280,7 +280,7 @@ async fn three_nodes_over_mutual_tls_elect_a_leader_and_commit_on_all() {
     // the verified server name can be a DNS name as well as an IP address
     let port = nodes[&leader].local_addr().port();
     let by_name = probe(&format!("localhost:{port}"), Some(&client_tls));
-    let answer = by_name.read_settings().await;
+    let answer = by_name.read_settings_settled(WAIT).await;
     assert!(is_settings(&answer), "{answer:?}");
 
     for (_, n) in nodes {
@@ -332,7 +332,7 @@ async fn peers_without_a_certificate_from_the_cluster_ca_are_refused_and_logged(
     assert!(m.current_term < 99, "term {}", m.current_term);
     assert_eq!(m.current_leader, Some(1));
     let member = probe(&addr, Some(&ca.transport("member", LOOPBACK_SANS)));
-    let answer = member.read_settings().await;
+    let answer = member.read_settings_settled(WAIT).await;
     assert!(is_settings(&answer), "{answer:?}");
     node.shutdown().await.unwrap();
 }
@@ -369,7 +369,9 @@ async fn a_member_certificate_still_needs_the_cluster_secret() {
     let st = wrong.read_settings().await.unwrap_err();
     assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
     // the same certificate with the secret gets through
-    let answer = probe(&addr, Some(&member)).read_settings().await;
+    let answer = probe(&addr, Some(&member))
+        .read_settings_settled(WAIT)
+        .await;
     assert!(is_settings(&answer), "{answer:?}");
     node.shutdown().await.unwrap();
 }
@@ -384,7 +386,7 @@ async fn the_peer_certificate_is_checked_against_the_host_of_its_address() {
     let client_tls = ca.transport("client", LOOPBACK_SANS);
     // the node is not initialised: it answers (not the leader), so the call passed TLS
     let by_name = probe(&format!("localhost:{port}"), Some(&client_tls));
-    let answer = by_name.read_settings().await;
+    let answer = by_name.read_settings_settled(WAIT).await;
     assert!(
         matches!(answer, Ok(Err(ForwardError::NotLeader { .. }))),
         "{answer:?}"
@@ -592,7 +594,9 @@ async fn three_node_processes_over_mutual_tls_commit_an_alert() {
     // the processes' Raft ports serve TLS only: a member's certificate gets through, a plaintext
     // client is refused
     let leader_addr = &procs[&leader].addr;
-    let answer = probe(leader_addr, Some(&client_tls)).read_settings().await;
+    let answer = probe(leader_addr, Some(&client_tls))
+        .read_settings_settled(WAIT)
+        .await;
     assert!(is_settings(&answer), "{answer:?}");
     assert!(probe(leader_addr, None).read_settings().await.is_err());
     for (id, r) in &remotes {
@@ -624,7 +628,7 @@ async fn silent_connections_do_not_keep_a_member_from_connecting() {
     );
     let started = std::time::Instant::now();
     // `read_settings` has a deadline of 2 s, well below the handshake timeout.
-    let answer = member.read_settings().await;
+    let answer = member.read_settings_settled(WAIT).await;
     println!(
         "a member's first call with {} silent connections open: {answer:?} in {:?}",
         silent.len(),
