@@ -1,8 +1,25 @@
-//! The shape of a `relay-load` run: the rate (`--rate 5000/s`, `0` for flat out), when each
-//! batch is due, and how many alerts of a batch to resubmit for a given share of duplicates.
+//! The shape of a `relay-load` run: when it stops, the rate (`--rate 5000/s`, `0` for flat out),
+//! when each batch is due, and how many alerts of a batch to resubmit for a given share of duplicates.
 //! Pure.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Length of a run given neither a duration nor a count.
+pub const DEFAULT_SECONDS: f64 = 10.0;
+
+/// When a run stops: `seconds` after `start`; with neither `seconds` nor `count`,
+/// [`DEFAULT_SECONDS`]; with only a count, never (a century away: the count ends the run).
+pub fn stop_at(start: Instant, seconds: Option<f64>, count: Option<u64>) -> Instant {
+    let seconds = match (seconds, count) {
+        (None, None) => Some(DEFAULT_SECONDS),
+        (s, _) => s,
+    };
+    start
+        + seconds.map_or(
+            Duration::from_secs(100 * 365 * 24 * 3600),
+            Duration::from_secs_f64,
+        )
+}
 
 /// Alerts per second; `None` means as fast as the cluster answers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,6 +88,17 @@ impl DuplicatePicker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_stops_after_its_seconds_ten_by_default_and_never_when_only_counted() {
+        let t0 = Instant::now();
+        assert_eq!(
+            stop_at(t0, Some(2.5), Some(9)),
+            t0 + Duration::from_millis(2500)
+        );
+        assert_eq!(stop_at(t0, None, None), t0 + Duration::from_secs(10));
+        assert!(stop_at(t0, None, Some(9)) > t0 + Duration::from_secs(365 * 24 * 3600));
+    }
 
     #[test]
     fn rates_parse_with_or_without_the_unit() {

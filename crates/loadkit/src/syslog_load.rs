@@ -373,19 +373,8 @@ pub async fn run(
         }
     };
     let dispatcher = async {
-        let seconds = match (load.seconds, load.count) {
-            (None, None) => Some(10.0),
-            (s, _) => s,
-        };
-        let stop_at =
-            seconds.map(|s| tokio::time::Instant::from_std(start + Duration::from_secs_f64(s)));
-        let until_stop = async {
-            match stop_at {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => std::future::pending().await,
-            }
-        };
-        let mut until_stop = pin!(until_stop);
+        let stop_at = crate::load_plan::stop_at(start, load.seconds, load.count);
+        let mut until_stop = pin!(tokio::time::sleep_until(stop_at.into()));
         let mut interrupted = pin!(tokio::signal::ctrl_c());
         let mut made = 0u64;
         let mut index = 0u64;

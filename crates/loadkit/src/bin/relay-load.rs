@@ -211,19 +211,8 @@ async fn dispatch(
     jobs: mpsc::Sender<Job>,
     start: Instant,
 ) -> u64 {
-    let seconds = match (args.seconds, args.count) {
-        (None, None) => Some(10.0),
-        (s, _) => s,
-    };
-    let stop_at =
-        seconds.map(|s| tokio::time::Instant::from_std(start + Duration::from_secs_f64(s)));
-    let until_stop = async {
-        match stop_at {
-            Some(t) => tokio::time::sleep_until(t).await,
-            None => std::future::pending().await,
-        }
-    };
-    let mut until_stop = pin!(until_stop);
+    let stop_at = loadkit::load_plan::stop_at(start, args.seconds, args.count);
+    let mut until_stop = pin!(tokio::time::sleep_until(stop_at.into()));
     let mut interrupted = pin!(tokio::signal::ctrl_c());
     let mut index = 0u64;
     loop {
