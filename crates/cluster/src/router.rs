@@ -150,18 +150,32 @@ impl LeaderRouter {
     }
 
     /// Confirms leadership with a quorum, so a read after it sees every committed change.
+    ///
+    /// A round that a quorum did not answer in time (`QuorumNotEnough`: slow followers, a loaded
+    /// machine right after start) is asked again, for up to half the client timeout, while this
+    /// node still leads: a transient is not the caller's error to handle.
     async fn ensure_linearizable(&self) -> Result<(), ForwardError> {
-        match self.raft.ensure_linearizable().await {
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(ForwardError::NotLeader {
-                    leader_id: f.leader_id,
-                    leader_addr: f.leader_node.map(|n| n.addr),
-                })
+        let deadline = tokio::time::Instant::now() + self.client_timeout / 2;
+        loop {
+            match self.raft.ensure_linearizable().await {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    return Err(ForwardError::NotLeader {
+                        leader_id: f.leader_id,
+                        leader_addr: f.leader_node.map(|n| n.addr),
+                    });
+                }
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    return Err(ForwardError::Failed {
+                        reason: e.to_string(),
+                    });
+                }
             }
-            Err(e) => Err(ForwardError::Failed {
-                reason: e.to_string(),
-            }),
         }
     }
 
