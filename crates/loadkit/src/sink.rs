@@ -36,6 +36,12 @@ pub struct SinkConfig {
     /// Append every received event id (one per line, written per read batch, unbuffered) to
     /// this file: it survives a SIGKILL of the sink, for loss accounting across kills.
     pub record: Option<std::path::PathBuf>,
+    /// Append every message received over TCP or TLS to this file as one line
+    /// `<arrival ns> <connection opened ns> <message>` (wall-clock nanoseconds since the Unix
+    /// epoch; a line break inside a message written as `\n`), per read batch, unbuffered: it
+    /// survives a SIGKILL of the sink. What a checker needs to compare every delivered message
+    /// with what was sent, and to time failovers.
+    pub messages: Option<std::path::PathBuf>,
     /// Where to report the life of each TCP or TLS connection.
     pub events: Option<UnboundedSender<ConnEvent>>,
 }
@@ -122,6 +128,20 @@ pub struct Sink {
 struct Counter {
     tally: Mutex<EventTally>,
     record: Option<Mutex<std::fs::File>>,
+    messages: Option<Mutex<std::fs::File>>,
+}
+
+/// Opens `path` for appending, if one is given.
+fn append_file(path: Option<&std::path::Path>) -> Result<Option<Mutex<std::fs::File>>> {
+    path.map(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map(Mutex::new)
+            .with_context(|| format!("open {}", p.display()))
+    })
+    .transpose()
 }
 
 type Tally = Arc<Counter>;
@@ -129,19 +149,10 @@ type Tally = Arc<Counter>;
 impl Sink {
     /// Binds every configured listener and serves them on the current runtime.
     pub async fn start(config: SinkConfig) -> Result<Self> {
-        let record = match &config.record {
-            Some(p) => Some(Mutex::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .with_context(|| format!("open {}", p.display()))?,
-            )),
-            None => None,
-        };
         let tally: Tally = Arc::new(Counter {
             tally: Mutex::new(EventTally::default()),
-            record,
+            record: append_file(config.record.as_deref())?,
+            messages: append_file(config.messages.as_deref())?,
         });
         let mut addrs = SinkAddrs::default();
         let events = Events {
@@ -258,8 +269,10 @@ async fn serve_stream(
         let Ok((sock, peer)) = listener.accept().await else {
             continue;
         };
+        let opened_ns = now_ns();
         let conn = Conn {
             id: events.next.fetch_add(1, Ordering::Relaxed),
+            opened_ns,
             events: events.clone(),
             first_alert: false,
             messages: 0,
@@ -267,7 +280,7 @@ async fn serve_stream(
         conn.events.send(ConnEvent::Opened {
             conn: conn.id,
             peer,
-            at_ns: now_ns(),
+            at_ns: opened_ns,
         });
         let _ = sock.set_nodelay(true);
         let tally = tally.clone();
@@ -291,9 +304,39 @@ async fn serve_stream(
     }
 }
 
+/// One line of the messages file: `<at_ns> <opened_ns> <message>`, line breaks escaped.
+fn message_line(out: &mut Vec<u8>, at_ns: u128, opened_ns: u128, msg: &[u8]) {
+    use std::io::Write;
+    let _ = write!(out, "{at_ns} {opened_ns} ");
+    for &b in msg {
+        match b {
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'\n');
+}
+
+/// Appends one read's message lines to the messages file (one write).
+fn write_messages(tally: &Tally, lines: &[u8]) {
+    if lines.is_empty() {
+        return;
+    }
+    if let Some(f) = &tally.messages
+        && let Ok(mut f) = f.lock()
+    {
+        use std::io::Write;
+        if let Err(e) = f.write_all(lines) {
+            tracing::error!(error = %e, "cannot write the messages file");
+        }
+    }
+}
+
 /// One stream connection's reporting state.
 struct Conn {
     id: u64,
+    opened_ns: u128,
     events: Events,
     first_alert: bool,
     messages: u64,
@@ -324,23 +367,33 @@ async fn read_frames<S: AsyncRead + Unpin>(
 ) {
     let mut buf = BytesMut::with_capacity(1 << 20);
     let mut ids = Vec::with_capacity(1024);
+    let mut lines = Vec::new();
     loop {
         match s.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        let at_ns = if conn.first_alert { 0 } else { now_ns() };
+        let at_ns = if conn.first_alert && tally.messages.is_none() {
+            0
+        } else {
+            now_ns()
+        };
         let mut used = 0;
+        lines.clear();
         loop {
             match cef::decode_frame(&buf[used..], framing, MAX_FRAME) {
                 Ok(Some((msg, n))) => {
                     ids.push(event_id(msg));
+                    if tally.messages.is_some() {
+                        message_line(&mut lines, at_ns, conn.opened_ns, msg);
+                    }
                     used += n;
                 }
                 Ok(None) => break,
                 Err(_) => {
                     // A framing error ends the connection, like a real receiver would.
                     ids.push(None);
+                    write_messages(tally, &lines);
                     conn.read(&ids, at_ns);
                     tally_batch(tally, &ids);
                     return;
@@ -348,6 +401,7 @@ async fn read_frames<S: AsyncRead + Unpin>(
             }
         }
         let _ = buf.split_to(used);
+        write_messages(tally, &lines);
         conn.read(&ids, at_ns);
         tally_batch(tally, &ids);
         ids.clear();

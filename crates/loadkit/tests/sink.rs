@@ -152,3 +152,38 @@ async fn connection_events_and_ids_ending_in_a_number_are_reported() -> Result<(
     assert_eq!(sink.snapshot().max_id, 43);
     Ok(())
 }
+
+#[tokio::test]
+async fn every_message_is_written_to_the_messages_file_with_its_times() -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let dir = testkit::TempDir::new("sink-messages")?;
+    let path = dir.path().join("messages");
+    let sink = Sink::start(SinkConfig {
+        tcp: Some("127.0.0.1:0".parse()?),
+        messages: Some(path.clone()),
+        ..SinkConfig::default()
+    })
+    .await?;
+    let before = loadkit::sink::now_ns();
+    let mut s = tokio::net::TcpStream::connect(sink.addrs.tcp.unwrap()).await?;
+    let one = "<134>1 2026-01-01T00:00:00Z h a - - - CEF:0|V|P|1|file_web|n|5|eventId=7";
+    let two = "<134>1 2026-01-01T00:00:00Z h a - - - CEF:0|V|P|1|file_web|n|5|eventId=8 msg=a\nb";
+    for m in [one, two] {
+        s.write_all(format!("{} {m}", m.len()).as_bytes()).await?;
+    }
+    s.shutdown().await?;
+    wait_unique(&sink, 2).await?;
+    let text = std::fs::read_to_string(&path)?;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let mut opened_seen = None;
+    for (line, sent) in lines.iter().zip([one, two.replace('\n', "\\n").as_str()]) {
+        let mut parts = line.splitn(3, ' ');
+        let at: u128 = parts.next().unwrap().parse()?;
+        let opened: u128 = parts.next().unwrap().parse()?;
+        assert_eq!(parts.next().unwrap(), sent);
+        assert!(opened >= before && at >= opened, "{line}");
+        assert_eq!(*opened_seen.get_or_insert(opened), opened, "one connection");
+    }
+    Ok(())
+}

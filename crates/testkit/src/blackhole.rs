@@ -1,4 +1,5 @@
-//! iptables rules that drop a receiver's packets (a SIEM that vanished from the network).
+//! iptables rules that drop a receiver's packets (a SIEM that vanished from the network), or
+//! everything one process user sends (a node cut off from the network).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,7 +9,8 @@ use anyhow::{Result, bail};
 
 use crate::require_tool;
 
-/// An iptables rule dropping TCP packets to `addr` (a black hole), removed on drop. Needs root.
+/// An iptables rule dropping TCP packets to `addr` (a black hole), or every packet a user's
+/// processes send ([`BlackHole::sent_by_uid`]), removed on drop. Needs root.
 pub struct BlackHole {
     args: Vec<String>,
 }
@@ -16,23 +18,40 @@ pub struct BlackHole {
 impl BlackHole {
     /// Inserts the rule (first removing rules left by dead test processes).
     pub fn new(addr: SocketAddr) -> Result<Self> {
-        let bin = require_tool("iptables");
-        remove_stale_rules(&bin);
-        let args: Vec<String> = vec![
-            "OUTPUT".into(),
+        Self::insert(vec![
             "-d".into(),
             addr.ip().to_string(),
             "-p".into(),
             "tcp".into(),
             "--dport".into(),
             addr.port().to_string(),
+        ])
+    }
+
+    /// Drops every packet sent by a socket of a process running as `uid`: that process is cut
+    /// off from the network (loopback included), and what is sent to it gets no answer. Needs
+    /// root.
+    pub fn sent_by_uid(uid: u32) -> Result<Self> {
+        Self::insert(vec![
+            "-m".into(),
+            "owner".into(),
+            "--uid-owner".into(),
+            uid.to_string(),
+        ])
+    }
+
+    fn insert(mut args: Vec<String>) -> Result<Self> {
+        let bin = require_tool("iptables");
+        remove_stale_rules(&bin);
+        args.insert(0, "OUTPUT".into());
+        args.extend([
             "-m".into(),
             "comment".into(),
             "--comment".into(),
             format!("siem-delivery-test-{}", std::process::id()),
             "-j".into(),
             "DROP".into(),
-        ];
+        ]);
         let st = Command::new(&bin)
             .arg("-w")
             .arg("-I")

@@ -39,6 +39,10 @@ struct Args {
     /// Append received event ids to this file (survives SIGKILL).
     #[arg(long)]
     record: Option<std::path::PathBuf>,
+    /// Append every TCP/TLS message to this file, one line each: `<arrival ns> <connection
+    /// opened ns> <message>` (survives SIGKILL).
+    #[arg(long)]
+    messages: Option<std::path::PathBuf>,
     /// Print a JSON line when a TCP or TLS connection opens, reads its first alert and closes,
     /// with wall-clock nanoseconds.
     #[arg(long)]
@@ -65,6 +69,7 @@ async fn main() -> Result<()> {
         tls,
         relp: args.relp,
         record: args.record,
+        messages: args.messages,
         framing: if args.lf {
             cef::Framing::Lf
         } else {
