@@ -49,6 +49,28 @@ async fn a_node_is_added_and_removed_through_any_node_and_its_id_is_never_reused
     let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
     let via = &cluster.nodes[&followers[0]];
     await_administrator(&cluster, via).await;
+    // A node that does not run is not added (openraft would make it a voter at once while the
+    // log is short), and nothing changes.
+    let nobody = SocketAddr::new(net.ip(204), testkit::free_port(net.ip(204)));
+    let refused = admin(via, Some(ADMIN_TOKEN))
+        .add_node(pb::AddNodeRequest {
+            node_id: 4,
+            raft_address: nobody.to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("accepts no connection")
+            && refused.message().contains(&nobody.to_string()),
+        "{refused:?}"
+    );
+    let members = admin(via, Some(ADMIN_TOKEN))
+        .list_members(pb::ListMembersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(members.members.len(), 3, "{members:?}");
     let mut n4 = start_joining_node(&cluster, 4);
     let added = admin(via, Some(ADMIN_TOKEN))
         .add_node(pb::AddNodeRequest {

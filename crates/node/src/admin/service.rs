@@ -263,9 +263,53 @@ impl AdminService {
                 reason: format!("`{}` is not host:port", req.raft_address),
             });
         }
+        // An ID in use or retired: the cluster refuses it (`NodeIdReused`) whether or not the
+        // address answers; only a fresh ID is checked for a running node first.
+        let members = self.cluster.members().await?;
+        let known = members.voters.contains_key(&req.node_id)
+            || members.learners.contains_key(&req.node_id)
+            || members.retired.contains(&req.node_id);
+        if !known {
+            answers_at(&req.raft_address).await?;
+        }
         let view = self.cluster.add_node(req.node_id, req.raft_address).await?;
         Ok(convert::members_to_pb(view))
     }
+}
+
+/// How long the node that takes `AddNode` waits for the new node's Raft port to accept a
+/// connection.
+const NEW_NODE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Pause between two connection attempts to the new node.
+const RECONNECT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Refuses to add a node whose Raft address accepts no connection: openraft would add it as a
+/// learner and, while the log is short, count it as caught up and make it a voter at once (a
+/// voter that never answers: one failure fewer to spare); with a longer log the call would wait
+/// for it until the client's deadline, leaving it a learner. Checked from the node that takes
+/// the call, which reaches the others' Raft ports as the leader does.
+/// A node started a moment ago may not listen yet: refused connections are tried again until
+/// the timeout.
+async fn answers_at(raft_address: &str) -> Result<(), AdminError> {
+    let deadline = tokio::time::Instant::now() + NEW_NODE_CONNECT_TIMEOUT;
+    let reason = loop {
+        let connect = tokio::net::TcpStream::connect(raft_address);
+        let failure = match tokio::time::timeout_at(deadline, connect).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} s", NEW_NODE_CONNECT_TIMEOUT.as_secs()),
+        };
+        if tokio::time::Instant::now() + RECONNECT_PAUSE >= deadline {
+            break failure;
+        }
+        tokio::time::sleep(RECONNECT_PAUSE).await;
+    };
+    Err(AdminError::FailedPrecondition {
+        reason: format!(
+            "the new node's Raft address {raft_address} accepts no connection ({reason}): start \
+             the node first (empty data folder, no initial_members), then add it; nothing changed"
+        ),
+    })
 }
 
 /// The result as the activity log writes it: `ok`, `refused: CODE message`, `failed: CODE message`.
