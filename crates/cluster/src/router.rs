@@ -273,9 +273,21 @@ impl LeaderRouter {
                     .membership()
                     .get_node(&l)
                     .map(|n| n.addr.clone());
-                match addr {
-                    Some(addr) => self.forward(&addr, req, remaining).await,
-                    None => Err(self.leader_error()),
+                let Some(addr) = addr else {
+                    return Err(self.leader_error());
+                };
+                if !repeatable(req) {
+                    return self.forward(&addr, req, remaining).await;
+                }
+                // A leader that went silent (frozen, cut off) answers nothing until the deadline:
+                // once another leader is known, ask that one instead. Only for requests that may
+                // be applied twice without harm (alerts are deduplicated; reads).
+                tokio::select! {
+                    r = self.forward(&addr, req, remaining) => r,
+                    () = self.leader_replaced(l) => Err(ClusterError::Transport {
+                        target: addr,
+                        reason: "the leader changed while the request was forwarded".into(),
+                    }),
                 }
             }
             None => Err(self.leader_error()),
@@ -324,6 +336,22 @@ impl LeaderRouter {
         }
     }
 
+    /// Returns once a leader other than `old` is known (never, while `old` stays the leader).
+    async fn leader_replaced(&self, old: NodeId) {
+        let replaced = self
+            .raft
+            .wait(None)
+            .metrics(
+                |x| x.current_leader.is_some_and(|l| l != old),
+                "leader replaced",
+            )
+            .await;
+        if replaced.is_err() {
+            // the Raft core stopped: the forward's own deadline decides
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Waits for the leader to change (or be elected), bounded by the deadline and 300 ms.
     async fn await_leader_change(&self, known: Option<NodeId>, deadline: tokio::time::Instant) {
         let wait = deadline
@@ -338,4 +366,16 @@ impl LeaderRouter {
             )
             .await;
     }
+}
+
+/// Whether `req` may reach the leader twice without harm: alerts (deduplicated by the state
+/// machine) and reads.
+fn repeatable(req: &ForwardRequest) -> bool {
+    matches!(
+        req,
+        ForwardRequest::Write(Command::Submit { .. })
+            | ForwardRequest::ReadSettings
+            | ForwardRequest::ReadMembers
+            | ForwardRequest::ReadUsers
+    )
 }
