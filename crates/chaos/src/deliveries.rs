@@ -121,8 +121,9 @@ impl Expected {
         None
     }
 
-    /// Reads every receiver's messages file (a missing file: nothing received).
-    pub fn read(&self, files: &[impl AsRef<Path>]) -> anyhow::Result<Deliveries> {
+    /// Reads every receiver's messages file from its offset (what it held before the run; a
+    /// missing file: nothing received).
+    pub fn read(&self, files: &[impl AsRef<Path>], offsets: &[u64]) -> anyhow::Result<Deliveries> {
         let mut d = Deliveries {
             per_receiver: vec![0; files.len()],
             ..Deliveries::default()
@@ -134,7 +135,15 @@ impl Expected {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => anyhow::bail!("read {}: {e}", path.display()),
             };
-            for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let from = offsets
+                .get(receiver)
+                .and_then(|o| usize::try_from(*o).ok())
+                .unwrap_or(0)
+                .min(bytes.len());
+            for line in bytes[from..]
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+            {
                 self.take_line(&mut d, receiver, line);
             }
         }
@@ -289,7 +298,7 @@ mod tests {
         )
         .unwrap();
         let missing = dir.path().join("never-started");
-        let d = expected().read(&[a, b, missing]).unwrap();
+        let d = expected().read(&[a, b, missing], &[]).unwrap();
         assert_eq!(d.copies[&1], 2);
         assert_eq!(d.copies[&2], 1);
         assert!(d.fresh_arrived);
@@ -297,6 +306,22 @@ mod tests {
         let order: Vec<(u128, usize)> = d.arrivals.iter().map(|a| (a.at_ns, a.receiver)).collect();
         assert_eq!(order, vec![(10, 0), (20, 1), (30, 0), (40, 1)]);
         assert_eq!(d.arrivals[3].alert, None);
+    }
+
+    #[test]
+    fn what_a_file_held_before_the_run_is_skipped() {
+        let dir = testkit::TempDir::new("chaos-offsets").unwrap();
+        let mut first = b"1 1 ".to_vec();
+        first.extend(message("chaos-0-1", 1, |_| ()));
+        first.push(b'\n');
+        let mut second = b"2 2 ".to_vec();
+        second.extend(message("chaos-1-2", 2, |_| ()));
+        second.push(b'\n');
+        let path = dir.path().join("m");
+        std::fs::write(&path, [first.clone(), second].concat()).unwrap();
+        let d = expected().read(&[&path], &[first.len() as u64]).unwrap();
+        assert!(d.foreign.is_empty(), "{:?}", d.foreign);
+        assert_eq!(d.copies.get(&2), Some(&1));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! prints the verdict (lost, unexpected, duplicated, recovered, corrupted) and the failover
 //! times. Exit code 0 pass, 1 violation, 2 harness failure. See docs/chaos.md.
 
+mod compose;
 mod deliveries;
+mod deployment;
 mod history;
 mod load;
 mod local;
@@ -31,6 +33,7 @@ Examples:
   relay-chaos local --duration 600                 # the full run, every fault kind
   relay-chaos local --duration 120 --seed 42       # a short run, replayable
   relay-chaos local --faults kill-leader,kill-receiver --duration 60
+  deploy/up.sh && relay-chaos compose --duration 600   # against deploy/compose.yaml (root)
 
 Exit codes: 0 pass, 1 violation (lost, unexpected, corrupted, too many duplicates, the fresh alert
 missing, the cluster not healthy again), 2 harness failure."
@@ -43,11 +46,31 @@ struct Cli {
 #[derive(clap::Subcommand, Debug)]
 enum Mode {
     /// Node processes, receivers and a DNS server on loopback (root for the iptables faults).
-    Local(LocalArgs),
+    Local {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// SIEM receivers behind the name.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(2..=8))]
+        receivers: u64,
+        /// Folder holding `siem-relay` and `siem-sink` (default: this program's folder).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Keep the nodes' data folders in the artifacts.
+        #[arg(long)]
+        keep_data: bool,
+    },
+    /// The Docker Compose deployment of deploy/, already up (deploy/up.sh); needs root.
+    Compose {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The deploy/ folder (its .env names the project and holds the secrets).
+        #[arg(long, default_value = "deploy")]
+        deploy_dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
-struct LocalArgs {
+struct CommonArgs {
     /// Seconds during which faults are started (drain and checks follow).
     #[arg(long, default_value_t = 600)]
     duration: u64,
@@ -66,18 +89,9 @@ struct LocalArgs {
     /// Share of batches submitted again through another node, in percent.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
     resubmit_percent: u32,
-    /// SIEM receivers behind the name.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(2..=8))]
-    receivers: u64,
     /// Folder for the artifacts (default: chaos-<seed>-<time> in the temporary folder).
     #[arg(long)]
     artifacts: Option<PathBuf>,
-    /// Folder holding `siem-relay` and `siem-sink` (default: this program's folder).
-    #[arg(long)]
-    bin_dir: Option<PathBuf>,
-    /// Keep the nodes' data folders in the artifacts.
-    #[arg(long)]
-    keep_data: bool,
 }
 
 #[allow(clippy::print_stdout)]
@@ -89,7 +103,6 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let Mode::Local(args) = cli.mode;
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -97,26 +110,47 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let seed = args.seed.unwrap_or_else(testkit::random_u64);
+    let (common, target) = match cli.mode {
+        Mode::Local {
+            common,
+            receivers,
+            bin_dir,
+            keep_data,
+        } => {
+            let bins = match local::Binaries::find(bin_dir.as_deref()) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("relay-chaos: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let target = run::Target::Local {
+                bins,
+                receivers: usize::try_from(receivers).unwrap_or(2),
+                keep_data,
+            };
+            (common, target)
+        }
+        Mode::Compose { common, deploy_dir } => (common, run::Target::Compose { deploy_dir }),
+    };
+    let seed = common.seed.unwrap_or_else(testkit::random_u64);
+    let cfg = run::RunConfig {
+        duration: Duration::from_secs(common.duration),
+        seed,
+        kinds: if common.faults.is_empty() {
+            FaultKind::ALL.to_vec()
+        } else {
+            common.faults.clone()
+        },
+        rate: common.rate,
+        batch: usize::try_from(common.batch).unwrap_or(10),
+        resubmit_percent: common.resubmit_percent,
+        artifacts: common.artifacts.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("chaos-{seed}-{}", load::unix_ms() / 1000))
+        }),
+        target,
+    };
     let outcome = runtime.block_on(async {
-        let cfg = run::RunConfig {
-            duration: Duration::from_secs(args.duration),
-            seed,
-            kinds: if args.faults.is_empty() {
-                FaultKind::ALL.to_vec()
-            } else {
-                args.faults.clone()
-            },
-            rate: args.rate,
-            batch: usize::try_from(args.batch).unwrap_or(10),
-            resubmit_percent: args.resubmit_percent,
-            receivers: usize::try_from(args.receivers).unwrap_or(2),
-            artifacts: args.artifacts.clone().unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("chaos-{seed}-{}", load::unix_ms() / 1000))
-            }),
-            bins: local::Binaries::find(args.bin_dir.as_deref())?,
-            keep_data: args.keep_data,
-        };
         tokio::select! {
             r = run::run(cfg) => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted: stopped everything it started")),

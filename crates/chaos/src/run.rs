@@ -3,6 +3,7 @@
 //! wait for the drain, send one fresh alert, and judge what the receivers got.
 
 use crate::deliveries::Expected;
+use crate::deployment::Deployment;
 use crate::history::History;
 use crate::load::{self, LoadConfig, SharedHistory};
 use crate::local::{Binaries, LocalCluster};
@@ -38,14 +39,29 @@ pub struct RunConfig {
     pub batch: usize,
     /// Share of batches resubmitted through another node, in percent.
     pub resubmit_percent: u32,
-    /// SIEM receivers.
-    pub receivers: usize,
     /// The artifacts folder.
     pub artifacts: PathBuf,
-    /// Where the programs are.
-    pub bins: Binaries,
-    /// Keep the nodes' data folders.
-    pub keep_data: bool,
+    /// What to run against.
+    pub target: Target,
+}
+
+/// The deployment a run drives.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Started here, on loopback.
+    Local {
+        /// Where the programs are.
+        bins: Binaries,
+        /// SIEM receivers.
+        receivers: usize,
+        /// Keep the nodes' data folders.
+        keep_data: bool,
+    },
+    /// The Docker Compose deployment of `deploy/`, already up.
+    Compose {
+        /// The `deploy/` folder.
+        deploy_dir: PathBuf,
+    },
 }
 
 /// Prints a line with the run's elapsed time, and keeps it in `events.log`.
@@ -88,27 +104,67 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         cfg.seed,
         cfg.artifacts.display()
     ));
-    let root = crate::local::is_root();
-    let mut kinds = cfg.kinds.clone();
-    if !root {
-        let needs_root = [FaultKind::PartitionLeader, FaultKind::BlackholeReceiver];
-        kinds.retain(|k| !needs_root.contains(k));
-        console.say(
-            "not root: partition-leader and blackhole-receiver need iptables and are left out",
-        );
+    match cfg.target.clone() {
+        Target::Local {
+            bins,
+            receivers,
+            keep_data,
+        } => {
+            let root = crate::local::is_root();
+            let mut cluster = LocalCluster::start(&cfg.artifacts, bins, 3, receivers, root)
+                .await
+                .context("start the local deployment")?;
+            console.say(&format!(
+                "local deployment: 3 nodes, {receivers} receivers behind {}",
+                crate::local::SIEM_NAME
+            ));
+            let report = scenario(&mut cluster, &cfg, &console).await;
+            cluster.stop();
+            if !keep_data {
+                cluster.remove_data();
+            }
+            report
+        }
+        Target::Compose { deploy_dir } => {
+            let mut cluster = crate::compose::ComposeCluster::attach(&deploy_dir, &cfg.artifacts)
+                .await
+                .context("attach to the compose deployment")?;
+            console.say(&format!(
+                "compose deployment {}: nodes {:?}, {} receivers",
+                cluster.project(),
+                cluster.api_addrs(),
+                cluster.receiver_count()
+            ));
+            let report = scenario(&mut cluster, &cfg, &console).await;
+            cluster.stop();
+            report
+        }
     }
-    let mut cluster = LocalCluster::start(&cfg.artifacts, cfg.bins.clone(), 3, cfg.receivers, root)
-        .await
-        .context("start the local deployment")?;
+}
+
+/// The scenario on any deployment.
+async fn scenario<D: Deployment>(
+    cluster: &mut D,
+    cfg: &RunConfig,
+    console: &Console,
+) -> anyhow::Result<Report> {
+    let mut kinds = cfg.kinds.clone();
+    for (kind, why) in cluster.unsupported() {
+        if kinds.contains(&kind) {
+            kinds.retain(|k| *k != kind);
+            console.say(&format!("{kind} left out: {why}"));
+        }
+    }
     let leader = cluster
         .wait_healthy(HEALTHY_WAIT)
         .await
-        .context("no leader within 60 s of the start")?;
-    console.say(&format!(
-        "cluster up: 3 nodes (leader {leader}), {} receivers behind {}",
-        cfg.receivers,
-        crate::local::SIEM_NAME
-    ));
+        .context("no healthy cluster (every node answering, one leader) within 60 s")?;
+    console.say(&format!("cluster healthy, leader {leader}"));
+    let files = cluster.messages_files()?;
+    let offsets: Vec<u64> = files
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .collect();
     let prefix = format!("chaos-{:x}-{:x}", cfg.seed, load::unix_ms());
     let history: SharedHistory = Arc::new(Mutex::new(History::create(Some(
         &cfg.artifacts.join("history.jsonl"),
@@ -123,7 +179,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         nodes: cluster.api_addrs(),
     };
     let load = tokio::spawn(load::run(load_cfg, history.clone(), started, stop_rx));
-    wait_first_delivery(&cluster).await?;
+    wait_first_delivery(&files, &offsets).await?;
     console.say(&format!(
         "load: {} alerts/s in batches of {}, {}% of batches resubmitted through another node",
         cfg.rate, cfg.batch, cfg.resubmit_percent
@@ -138,8 +194,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
             break;
         };
         writeln!(schedule_log, "{}", serde_json::to_string(&step)?)?;
-        let record = apply(&mut cluster, &step, &console).await;
-        let record = match record {
+        let record = match apply(cluster, &step, console).await {
             Ok(r) => r,
             Err(e) => {
                 let line = format!(
@@ -183,25 +238,21 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         ));
     }
     let max_seq = load::lock(&history).max_seq();
-    drain(&cluster, max_seq, &console).await;
+    drain(cluster, max_seq, console).await;
     let fresh_id = format!("{prefix}-fresh");
-    send_fresh(&cluster, &prefix, &fresh_id, &console).await;
+    send_fresh(cluster, &prefix, &fresh_id, console).await;
     let expected = Expected {
         prefix,
-        host_id: crate::local::HOST_ID.to_owned(),
+        host_id: cluster.host_id(),
         fresh_id,
     };
-    wait_fresh(&cluster, &expected).await;
-    cluster.stop();
-    if !cfg.keep_data {
-        cluster.remove_data();
-    }
+    wait_fresh(&files, &expected).await;
     let mut history = Arc::try_unwrap(history)
         .map_err(|_| anyhow::anyhow!("the load still holds the history"))?
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
     history.flush()?;
-    let deliveries = expected.read(&cluster.messages_files())?;
+    let deliveries = expected.read(&files, &offsets)?;
     let report = Report::new(
         cfg.seed,
         &history,
@@ -215,14 +266,14 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Waits until a receiver got something.
-async fn wait_first_delivery(cluster: &LocalCluster) -> anyhow::Result<()> {
+/// Waits until a receiver got something more than it had at the start.
+async fn wait_first_delivery(files: &[PathBuf], offsets: &[u64]) -> anyhow::Result<()> {
     let deadline = Instant::now() + FIRST_DELIVERY_WAIT;
     loop {
-        let any = cluster
-            .messages_files()
+        let any = files
             .iter()
-            .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
+            .zip(offsets)
+            .any(|(p, o)| std::fs::metadata(p).is_ok_and(|m| m.len() > *o));
         if any {
             return Ok(());
         }
@@ -236,8 +287,8 @@ async fn wait_first_delivery(cluster: &LocalCluster) -> anyhow::Result<()> {
 }
 
 /// Applies one step: the fault, held, then healed.
-async fn apply(
-    cluster: &mut LocalCluster,
+async fn apply<D: Deployment>(
+    cluster: &mut D,
     step: &Step,
     console: &Console,
 ) -> anyhow::Result<FaultRecord> {
@@ -259,7 +310,7 @@ async fn apply(
         FaultKind::KillLeader => {
             record.target = format!("node {leader}");
             record.applied_ns = now_ns();
-            cluster.kill_node(leader);
+            cluster.kill_node(leader)?;
             tokio::time::sleep(hold).await;
             cluster.restart_node(leader)?;
             record.detail = format!("SIGKILL, restarted after {} ms", hold.as_millis());
@@ -270,7 +321,7 @@ async fn apply(
             let id = followers[(step.pick % followers.len() as u64) as usize];
             record.target = format!("node {id}");
             record.applied_ns = now_ns();
-            cluster.kill_node(id);
+            cluster.kill_node(id)?;
             tokio::time::sleep(hold).await;
             cluster.restart_node(id)?;
             record.detail = format!("SIGKILL, restarted after {} ms", hold.as_millis());
@@ -300,16 +351,10 @@ async fn apply(
                 None => (step.pick % cluster.receiver_count() as u64) as usize,
             };
             record.receiver = Some(r);
-            record.target = format!(
-                "receiver {r} ({})",
-                cluster
-                    .receiver_addr(r)
-                    .map(|a| a.to_string())
-                    .unwrap_or_default()
-            );
+            record.target = cluster.receiver_name(r);
             record.applied_ns = now_ns();
             if step.kind == FaultKind::KillReceiver {
-                cluster.kill_receiver(r);
+                cluster.kill_receiver(r)?;
                 tokio::time::sleep(hold).await;
                 cluster.restart_receiver(r)?;
                 record.detail = format!("SIGKILL, restarted after {} ms", hold.as_millis());
@@ -327,9 +372,9 @@ async fn apply(
             let delay = Duration::from_millis(20 + step.pick % 131);
             record.target = "every Raft link".into();
             record.applied_ns = now_ns();
-            cluster.set_link_delay(delay);
+            cluster.set_link_delay(delay)?;
             tokio::time::sleep(hold).await;
-            cluster.set_link_delay(Duration::ZERO);
+            cluster.set_link_delay(Duration::ZERO)?;
             record.detail = format!(
                 "{} ms added each way, for {} ms",
                 delay.as_millis(),
@@ -339,7 +384,7 @@ async fn apply(
         FaultKind::RestartCluster => {
             record.target = "every node".into();
             record.applied_ns = now_ns();
-            cluster.kill_all();
+            cluster.kill_all()?;
             tokio::time::sleep(hold).await;
             cluster.start_stopped()?;
             record.detail = format!("SIGKILL all, started again after {} ms", hold.as_millis());
@@ -368,7 +413,7 @@ async fn apply(
 }
 
 /// Waits until the leader has confirmed delivery up to `max_seq` (or the deadline).
-async fn drain(cluster: &LocalCluster, max_seq: u64, console: &Console) {
+async fn drain<D: Deployment>(cluster: &D, max_seq: u64, console: &Console) {
     let deadline = Instant::now() + DRAIN_WAIT;
     let t = Instant::now();
     loop {
@@ -399,7 +444,7 @@ async fn drain(cluster: &LocalCluster, max_seq: u64, console: &Console) {
 }
 
 /// Submits the fresh alert (it must be accepted).
-async fn send_fresh(cluster: &LocalCluster, prefix: &str, fresh_id: &str, console: &Console) {
+async fn send_fresh<D: Deployment>(cluster: &D, prefix: &str, fresh_id: &str, console: &Console) {
     let list: Vec<String> = cluster
         .api_addrs()
         .iter()
@@ -419,10 +464,10 @@ async fn send_fresh(cluster: &LocalCluster, prefix: &str, fresh_id: &str, consol
 }
 
 /// Waits (up to 30 s) until the fresh alert arrived.
-async fn wait_fresh(cluster: &LocalCluster, expected: &Expected) {
+async fn wait_fresh(files: &[PathBuf], expected: &Expected) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let arrived = cluster.messages_files().iter().any(|p| {
+        let arrived = files.iter().any(|p| {
             std::fs::read(p).is_ok_and(|b| {
                 b.windows(expected.fresh_id.len())
                     .any(|w| w == expected.fresh_id.as_bytes())

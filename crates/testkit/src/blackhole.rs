@@ -18,32 +18,60 @@ pub struct BlackHole {
 impl BlackHole {
     /// Inserts the rule (first removing rules left by dead test processes).
     pub fn new(addr: SocketAddr) -> Result<Self> {
-        Self::insert(vec![
-            "-d".into(),
-            addr.ip().to_string(),
-            "-p".into(),
-            "tcp".into(),
-            "--dport".into(),
-            addr.port().to_string(),
-        ])
+        Self::insert(
+            "OUTPUT",
+            vec![
+                "-d".into(),
+                addr.ip().to_string(),
+                "-p".into(),
+                "tcp".into(),
+                "--dport".into(),
+                addr.port().to_string(),
+            ],
+        )
     }
 
     /// Drops every packet sent by a socket of a process running as `uid`: that process is cut
     /// off from the network (loopback included), and what is sent to it gets no answer. Needs
     /// root.
     pub fn sent_by_uid(uid: u32) -> Result<Self> {
-        Self::insert(vec![
-            "-m".into(),
-            "owner".into(),
-            "--uid-owner".into(),
-            uid.to_string(),
-        ])
+        Self::insert(
+            "OUTPUT",
+            vec![
+                "-m".into(),
+                "owner".into(),
+                "--uid-owner".into(),
+                uid.to_string(),
+            ],
+        )
     }
 
-    fn insert(mut args: Vec<String>) -> Result<Self> {
+    /// Drops TCP packets to `addr` that the host forwards (between containers on a bridge, as
+    /// Docker's are with `br_netfilter`). Needs root.
+    pub fn forwarded_to(addr: SocketAddr) -> Result<Self> {
+        Self::insert(
+            "FORWARD",
+            vec![
+                "-d".into(),
+                addr.ip().to_string(),
+                "-p".into(),
+                "tcp".into(),
+                "--dport".into(),
+                addr.port().to_string(),
+            ],
+        )
+    }
+
+    /// Drops every packet from `ip` that the host forwards: a container cut off from the others
+    /// on its bridge network. Needs root.
+    pub fn forwarded_from(ip: std::net::IpAddr) -> Result<Self> {
+        Self::insert("FORWARD", vec!["-s".into(), ip.to_string()])
+    }
+
+    fn insert(chain: &str, mut args: Vec<String>) -> Result<Self> {
         let bin = require_tool("iptables");
         remove_stale_rules(&bin);
-        args.insert(0, "OUTPUT".into());
+        args.insert(0, chain.into());
         args.extend([
             "-m".into(),
             "comment".into(),
@@ -67,7 +95,13 @@ impl BlackHole {
 /// Removes rules left by test processes that died without running `Drop` (e.g. SIGKILLed by a
 /// test runner's timeout): rules carry `siem-delivery-test-<pid>`; only dead pids are touched.
 fn remove_stale_rules(bin: &Path) {
-    let Ok(out) = Command::new(bin).args(["-w", "-S", "OUTPUT"]).output() else {
+    for chain in ["OUTPUT", "FORWARD"] {
+        remove_stale_rules_of(bin, chain);
+    }
+}
+
+fn remove_stale_rules_of(bin: &Path, chain: &str) {
+    let Ok(out) = Command::new(bin).args(["-w", "-S", chain]).output() else {
         return;
     };
     for rule in String::from_utf8_lossy(&out.stdout).lines() {

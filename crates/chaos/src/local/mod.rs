@@ -10,9 +10,11 @@
 
 mod proxy;
 
+use crate::deployment::{Deployment, NodeHandle, admin_client, status_client};
+use crate::schedule::FaultKind;
 use anyhow::Context;
 use proxy::DelayProxy;
-use relay_client::{AdminClient, Client, ClientConfig, Endpoint, NodeStatus, RetryPolicy};
+use relay_client::{AdminClient, Client};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -25,8 +27,6 @@ use testkit::{BlackHole, Dnsmasq, LoopbackNet};
 pub const SIEM_NAME: &str = "siem.chaos.internal";
 /// The first user ID nodes run as (node N runs as this + N) when this runs as root.
 const NODE_UID_BASE: u32 = 64_000;
-/// How long one status call may take.
-const STATUS_TIMEOUT: Duration = Duration::from_millis(700);
 /// The source every submitted alert names.
 pub const SOURCE: &str = "chaos-load";
 /// The cluster's `host_id` (every message's `dvchost`).
@@ -374,74 +374,81 @@ impl LocalCluster {
         t
     }
 
+    fn admin(&self) -> anyhow::Result<AdminClient> {
+        admin_client(&self.api_addrs(), &self.admin_token)
+    }
+
+    /// Removes the nodes' data folders (the logs and configurations stay).
+    pub fn remove_data(&self) {
+        for id in 1..self.next_id {
+            let _ = std::fs::remove_dir_all(self.dir.join(format!("nodes/node-{id}")));
+        }
+    }
+}
+
+impl Deployment for LocalCluster {
     /// The first members' API addresses (the load's and the admin calls' endpoints).
-    pub fn api_addrs(&self) -> Vec<SocketAddr> {
+    fn api_addrs(&self) -> Vec<SocketAddr> {
         self.initial
             .iter()
             .filter_map(|id| self.nodes.get(id).map(|n| n.api))
             .collect()
     }
 
-    /// Every receiver's messages file.
-    pub fn messages_files(&self) -> Vec<PathBuf> {
-        self.receivers.iter().map(|r| r.messages.clone()).collect()
+    fn messages_files(&self) -> anyhow::Result<Vec<PathBuf>> {
+        Ok(self.receivers.iter().map(|r| r.messages.clone()).collect())
     }
 
-    /// What a receiver's address is.
-    pub fn receiver_addr(&self, r: usize) -> Option<SocketAddr> {
-        self.receivers.get(r).map(|r| r.addr)
-    }
-
-    /// Number of receivers.
-    pub fn receiver_count(&self) -> usize {
-        self.receivers.len()
-    }
-
-    /// Every live node's status (`None` when it does not answer).
-    pub async fn statuses(&self) -> BTreeMap<u64, Option<NodeStatus>> {
-        let mut out = BTreeMap::new();
-        for n in self.nodes.values().filter(|n| n.live()) {
-            out.insert(n.id, n.status.status().await.ok());
-        }
-        out
-    }
-
-    /// The leader every live node names, once all of them answer and agree; `None` on timeout.
-    pub async fn wait_healthy(&self, within: Duration) -> Option<u64> {
-        let deadline = Instant::now() + within;
-        loop {
-            let statuses = self.statuses().await;
-            if let Some(l) = agreed_leader(&statuses)
-                && statuses.values().all(Option::is_some)
-                && self.nodes.get(&l).is_some_and(Node::live)
-            {
-                return Some(l);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    fn receiver_name(&self, r: usize) -> String {
+        match self.receivers.get(r) {
+            Some(rec) => format!("receiver {r} ({})", rec.addr),
+            None => format!("receiver {r}"),
         }
     }
 
-    /// Live node IDs other than `leader`.
-    pub fn followers(&self, leader: u64) -> Vec<u64> {
+    fn nodes(&self) -> Vec<NodeHandle<'_>> {
         self.nodes
             .values()
-            .filter(|n| n.live() && n.id != leader)
-            .map(|n| n.id)
+            .map(|n| NodeHandle {
+                id: n.id,
+                status: &n.status,
+                live: n.live(),
+            })
             .collect()
     }
 
-    /// SIGKILLs node `id`.
-    pub fn kill_node(&mut self, id: u64) {
-        if let Some(n) = self.nodes.get_mut(&id) {
-            n.kill();
+    fn host_id(&self) -> String {
+        HOST_ID.to_owned()
+    }
+
+    fn unsupported(&self) -> Vec<(FaultKind, &'static str)> {
+        if self.as_root {
+            Vec::new()
+        } else {
+            let why = "needs iptables (root)";
+            vec![
+                (FaultKind::PartitionLeader, why),
+                (FaultKind::BlackholeReceiver, why),
+            ]
         }
     }
 
+    /// Number of receivers.
+    fn receiver_count(&self) -> usize {
+        self.receivers.len()
+    }
+
+    /// SIGKILLs node `id`.
+    fn kill_node(&mut self, id: u64) -> anyhow::Result<()> {
+        self.nodes
+            .get_mut(&id)
+            .with_context(|| format!("no node {id}"))?
+            .kill();
+        Ok(())
+    }
+
     /// Starts node `id` again, with its data.
-    pub fn restart_node(&mut self, id: u64) -> anyhow::Result<()> {
+    fn restart_node(&mut self, id: u64) -> anyhow::Result<()> {
         let env: Vec<(String, String)> = self
             .env()
             .iter()
@@ -458,7 +465,7 @@ impl LocalCluster {
     }
 
     /// SIGSTOPs (`freeze`) or SIGCONTs node `id`.
-    pub fn freeze_node(&mut self, id: u64, freeze: bool) -> anyhow::Result<()> {
+    fn freeze_node(&mut self, id: u64, freeze: bool) -> anyhow::Result<()> {
         let n = self
             .nodes
             .get_mut(&id)
@@ -470,7 +477,7 @@ impl LocalCluster {
     }
 
     /// Cuts node `id` off from the network (everything its user sends is dropped).
-    pub fn cut_node(&mut self, id: u64) -> anyhow::Result<()> {
+    fn cut_node(&mut self, id: u64) -> anyhow::Result<()> {
         let n = self
             .nodes
             .get(&id)
@@ -483,19 +490,21 @@ impl LocalCluster {
     }
 
     /// Reconnects the node cut off.
-    pub fn heal_cut(&mut self) {
+    fn heal_cut(&mut self) {
         self.cut = None;
     }
 
     /// SIGKILLs receiver `r`.
-    pub fn kill_receiver(&mut self, r: usize) {
-        if let Some(rec) = self.receivers.get_mut(r) {
-            rec.kill();
-        }
+    fn kill_receiver(&mut self, r: usize) -> anyhow::Result<()> {
+        self.receivers
+            .get_mut(r)
+            .with_context(|| format!("no receiver {r}"))?
+            .kill();
+        Ok(())
     }
 
     /// Starts receiver `r` again on its address.
-    pub fn restart_receiver(&mut self, r: usize) -> anyhow::Result<()> {
+    fn restart_receiver(&mut self, r: usize) -> anyhow::Result<()> {
         let bin = self.bins.sink.clone();
         let rec = self
             .receivers
@@ -506,35 +515,39 @@ impl LocalCluster {
     }
 
     /// Drops every packet to receiver `r`'s address.
-    pub fn blackhole_receiver(&mut self, r: usize) -> anyhow::Result<()> {
+    fn blackhole_receiver(&mut self, r: usize) -> anyhow::Result<()> {
         let addr = self
-            .receiver_addr(r)
+            .receivers
+            .get(r)
+            .map(|rec| rec.addr)
             .with_context(|| format!("no receiver {r}"))?;
         self.blackhole = Some(BlackHole::new(addr)?);
         Ok(())
     }
 
     /// Removes the black hole.
-    pub fn heal_blackhole(&mut self) {
+    fn heal_blackhole(&mut self) {
         self.blackhole = None;
     }
 
     /// Sets the delay of every Raft link (both ways).
-    pub fn set_link_delay(&self, delay: Duration) {
+    fn set_link_delay(&mut self, delay: Duration) -> anyhow::Result<()> {
         for n in self.nodes.values() {
             n.proxy.set_delay(delay);
         }
+        Ok(())
     }
 
     /// SIGKILLs every node.
-    pub fn kill_all(&mut self) {
+    fn kill_all(&mut self) -> anyhow::Result<()> {
         for n in self.nodes.values_mut() {
             n.kill();
         }
+        Ok(())
     }
 
     /// Starts every node that does not run.
-    pub fn start_stopped(&mut self) -> anyhow::Result<()> {
+    fn start_stopped(&mut self) -> anyhow::Result<()> {
         let stopped: Vec<u64> = self
             .nodes
             .values()
@@ -549,7 +562,7 @@ impl LocalCluster {
 
     /// Starts a new node with a never-used ID, waits until it answers, and adds it through the
     /// admin API; its ID. On a failure the node is removed (if it was added) and stopped.
-    pub async fn add_node(&mut self) -> anyhow::Result<u64> {
+    async fn add_node(&mut self) -> anyhow::Result<u64> {
         let id = self.next_id;
         self.next_id += 1;
         let (_, raft, proxy) = self.prepare_node(id).await?;
@@ -583,7 +596,7 @@ impl LocalCluster {
     }
 
     /// Removes node `id` through the admin API, then stops it.
-    pub async fn remove_node(&mut self, id: u64) -> anyhow::Result<()> {
+    async fn remove_node(&mut self, id: u64) -> anyhow::Result<()> {
         let removed = self
             .admin()?
             .remove_node(id)
@@ -595,36 +608,11 @@ impl LocalCluster {
         removed.map(|_| ())
     }
 
-    fn admin(&self) -> anyhow::Result<AdminClient> {
-        let list: Vec<String> = self.api_addrs().iter().map(ToString::to_string).collect();
-        let mut cfg = ClientConfig::new(Endpoint::parse(&list.join(","))?);
-        cfg.bearer_token = Some(self.admin_token.clone());
-        cfg.retry.call_timeout = Duration::from_secs(30);
-        cfg.retry.deadline = Duration::from_secs(60);
-        Ok(AdminClient::new(cfg)?)
-    }
-
-    /// The receiver that got messages most recently (by its file's growth over `window`).
-    pub async fn receiver_in_use(&self, window: Duration) -> Option<usize> {
-        let sizes = || -> Vec<u64> {
-            self.receivers
-                .iter()
-                .map(|r| std::fs::metadata(&r.messages).map_or(0, |m| m.len()))
-                .collect()
-        };
-        let before = sizes();
-        tokio::time::sleep(window).await;
-        let after = sizes();
-        (0..after.len())
-            .max_by_key(|&i| after[i].saturating_sub(before[i]))
-            .filter(|&i| after[i] > before[i])
-    }
-
     /// Stops everything (also done on drop).
-    pub fn stop(&mut self) {
+    fn stop(&mut self) {
         self.cut = None;
         self.blackhole = None;
-        self.set_link_delay(Duration::ZERO);
+        let _ = self.set_link_delay(Duration::ZERO);
         for n in self.nodes.values_mut() {
             if n.frozen
                 && let Some(pid) = n.pid()
@@ -637,39 +625,12 @@ impl LocalCluster {
             r.kill();
         }
     }
-
-    /// Removes the nodes' data folders (the logs and configurations stay).
-    pub fn remove_data(&self) {
-        for id in 1..self.next_id {
-            let _ = std::fs::remove_dir_all(self.dir.join(format!("nodes/node-{id}")));
-        }
-    }
 }
 
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// The leader every answering node names, if they agree and a majority answered.
-fn agreed_leader(statuses: &BTreeMap<u64, Option<NodeStatus>>) -> Option<u64> {
-    let named: Vec<Option<u64>> = statuses.values().flatten().map(|s| s.leader_id).collect();
-    let first = (*named.first()?)?;
-    let majority = named.len() * 2 > statuses.len();
-    (majority && named.iter().all(|l| *l == Some(first))).then_some(first)
-}
-
-/// A status client of one node: one attempt, short timeout.
-fn status_client(api: SocketAddr) -> anyhow::Result<Client> {
-    let mut cfg = ClientConfig::new(Endpoint::parse(&api.to_string())?);
-    cfg.retry = RetryPolicy {
-        call_timeout: STATUS_TIMEOUT,
-        deadline: STATUS_TIMEOUT,
-        max_attempts: 1,
-        ..RetryPolicy::default()
-    };
-    Ok(Client::new(cfg)?)
 }
 
 /// 32 hex characters nobody else knows.
@@ -679,34 +640,4 @@ fn fresh_secret() -> String {
         testkit::random_u64(),
         testkit::random_u64()
     )
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    fn status(leader: Option<u64>) -> Option<NodeStatus> {
-        Some(NodeStatus {
-            leader_id: leader,
-            ..NodeStatus::default()
-        })
-    }
-
-    #[test]
-    fn the_leader_is_the_one_a_majority_of_live_nodes_names_without_dissent() {
-        let m = |v: Vec<Option<NodeStatus>>| (1..).zip(v).collect::<BTreeMap<u64, _>>();
-        assert_eq!(agreed_leader(&m(vec![status(Some(2)); 3])), Some(2));
-        assert_eq!(
-            agreed_leader(&m(vec![status(Some(2)), None, status(Some(2))])),
-            Some(2)
-        );
-        assert_eq!(agreed_leader(&m(vec![status(Some(2)), None, None])), None);
-        assert_eq!(
-            agreed_leader(&m(vec![status(Some(2)), status(Some(3))])),
-            None
-        );
-        assert_eq!(agreed_leader(&m(vec![status(None); 3])), None);
-    }
 }
