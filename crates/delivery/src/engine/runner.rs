@@ -268,12 +268,25 @@ impl Runner {
                 error: Some(e.clone()),
             },
         };
+        let set = |pool: &crate::pool::AddressPool| {
+            pool.addresses()
+                .iter()
+                .map(|a| a.addr)
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let before = set(&self.pool);
         let changed = match &result {
             Ok(r) => self.pool.set_addresses(&r.addrs),
             Err(_) => false,
         };
         if changed {
-            info!(addrs = ?self.pool.addresses().iter().map(|a| a.addr).collect::<Vec<_>>(), "address set changed");
+            let addrs: Vec<SocketAddr> = self.pool.addresses().iter().map(|a| a.addr).collect();
+            // a round-robin name answers in a new order on every query: only a new set is news
+            if set(&self.pool) == before {
+                tracing::debug!(?addrs, "address order changed");
+            } else {
+                info!(?addrs, "address set changed");
+            }
         }
         if let Ok(mut s) = self.status.lock() {
             s.last_resolution = Some(status);
