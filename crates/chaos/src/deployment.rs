@@ -36,6 +36,10 @@ pub(crate) trait Deployment {
     /// The cluster's `host_id` (every message's `dvchost`).
     fn host_id(&self) -> String;
 
+    /// Nodes that ended on their own, each with why (its exit and first log line).
+    fn exited_nodes(&mut self) -> Vec<String> {
+        Vec::new()
+    }
     /// SIGKILLs node `id`.
     fn kill_node(&mut self, id: u64) -> anyhow::Result<()>;
     /// Starts node `id` again, with its data.

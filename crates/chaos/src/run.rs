@@ -155,10 +155,17 @@ async fn scenario<D: Deployment>(
             console.say(&format!("{kind} left out: {why}"));
         }
     }
-    let leader = cluster
-        .wait_healthy(HEALTHY_WAIT)
-        .await
-        .context("no healthy cluster (every node answering, one leader) within 60 s")?;
+    let Some(leader) = cluster.wait_healthy(HEALTHY_WAIT).await else {
+        let exited = cluster.exited_nodes();
+        anyhow::bail!(
+            "no healthy cluster (every node answering, one leader) within 60 s{}",
+            if exited.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", exited.join("; "))
+            }
+        );
+    };
     console.say(&format!("cluster healthy, leader {leader}"));
     let files = cluster.messages_files()?;
     let offsets: Vec<u64> = files

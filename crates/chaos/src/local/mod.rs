@@ -240,6 +240,15 @@ impl LocalCluster {
             std::fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("create {}", dir.join(sub).display()))?;
         }
+        if as_root {
+            // the nodes run as other users: they must reach their configurations and data
+            // (a folder made by `mktemp -d` is 0700)
+            use std::os::unix::fs::PermissionsExt as _;
+            for d in [dir.to_path_buf(), dir.join("nodes")] {
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))
+                    .with_context(|| format!("chmod 755 {}", d.display()))?;
+            }
+        }
         let net = LoopbackNet::random();
         let ips: Vec<IpAddr> = (0..receivers).map(|i| net.ip(10 + i as u8)).collect();
         let siem_port = testkit::common_port(&ips);
@@ -439,6 +448,24 @@ impl Deployment for LocalCluster {
     }
 
     /// SIGKILLs node `id`.
+    fn exited_nodes(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for n in self.nodes.values_mut() {
+            let Some(child) = n.child.as_mut() else {
+                continue;
+            };
+            if let Ok(Some(status)) = child.try_wait() {
+                n.child = None;
+                let first = std::fs::read_to_string(&n.log)
+                    .ok()
+                    .and_then(|l| l.lines().next().map(str::to_owned))
+                    .unwrap_or_default();
+                out.push(format!("node {} exited ({status}): {first}", n.id));
+            }
+        }
+        out
+    }
+
     fn kill_node(&mut self, id: u64) -> anyhow::Result<()> {
         self.nodes
             .get_mut(&id)
