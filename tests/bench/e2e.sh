@@ -35,7 +35,8 @@
 # Every process started here is stopped by PID, also on failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-command_line="bash tests/bench/e2e.sh$(printf ' %q' "$@")"
+command_line="bash tests/bench/e2e.sh"
+[ $# -eq 0 ] || command_line="$command_line$(printf ' %q' "$@")"
 runs=3 seconds=30 rate=10000/s size=1024 batch=100 concurrency=8
 kill_rate=2000/s kill_seconds=20 kill_at=8 down=2 drain=30
 systems=siem-relay,rsyslog-memory,rsyslog-disk phases=load,kill out= write_docs= relay_bin=
@@ -275,7 +276,7 @@ phase_load() {
   local system=$1 run=$2 dir=$work/$1-load-$2
   local rec=$shm/rec-$1-$2 msgs=$shm/msgs-$1-$2 vm_before vm_pid t0 cpu0 cpu1 sent rc=0 rss
   mkdir -p "$dir"
-  echo "== run $run/$runs, load phase: $system ($rate x $seconds s, $size B)"
+  echo "== run $run/$runs, load phase: $system (rate $rate, $seconds s, $size B)"
   start_sink 0 "$rec" "$msgs" "$dir/sink.jsonl"
   start_system "$system" "$sink_port" "$dir"
   warm_up "$rec"

@@ -179,6 +179,10 @@ def cmd_vmstat(path):
     print(json.dumps(out))
 
 
+def rate_text(rate):
+    return "flat out" if str(rate) in ("0", "0/s") else rate
+
+
 def vm_text(v):
     if not v:
         return "?"
@@ -214,7 +218,7 @@ def figure_line(r):
         if r.get("not_drained"):
             body += f" (the count stopped growing; waited {r.get('drain_wait_s')} s after the load)"
     load = r.get("load", {})
-    tail = (f" | load {load.get('rate')} x {load.get('seconds')} s, {load.get('size')} B, batch "
+    tail = (f" | load {rate_text(load.get('rate'))} x {load.get('seconds')} s, {load.get('size')} B, batch "
             f"{load.get('batch')}, {load.get('connections')} TCP connections | vmstat before "
             f"{vm_text(r.get('vmstat_before'))}, during {vm_text(r.get('vmstat_during'))} | commit "
             f"{r.get('commit')} | {r.get('command')}")
@@ -285,7 +289,7 @@ def cmd_summary(results):
         kr = [r for r in rows if r["system"] == system and r["phase"] == "kill"]
         if lr:
             ld = lr[0]["load"]
-            tail = (f" | load {ld.get('rate')} x {ld.get('seconds')} s, {ld.get('size')} B | vmstat "
+            tail = (f" | load {rate_text(ld.get('rate'))} x {ld.get('seconds')} s, {ld.get('size')} B | vmstat "
                     f"before {vm_range(lr, 'vmstat_before')}, during {vm_range(lr, 'vmstat_during')} "
                     f"| commit {commits} | {command}")
             f = {k: spread([r.get(k) for r in lr]) for k in (
@@ -304,7 +308,7 @@ def cmd_summary(results):
             table.append((system, f, rss, rss_all, lr, cens))
         if kr:
             kd = kr[0]["load"]
-            ktail = (f" | load {kd.get('rate')} x {kd.get('seconds')} s, {kd.get('size')} B | vmstat "
+            ktail = (f" | load {rate_text(kd.get('rate'))} x {kd.get('seconds')} s, {kd.get('size')} B | vmstat "
                      f"before {vm_range(kr, 'vmstat_before')}, during {vm_range(kr, 'vmstat_during')} "
                      f"| commit {commits} | {command}")
             print(f"{system}, SIEM killed ({len(kr)} runs): lost {fmt(spread([r.get('missing') for r in kr]))} "
@@ -339,7 +343,7 @@ def cmd_plot(results_dir, png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_rx, ax_lat) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
+    fig, (ax_rx, ax_lat) = plt.subplots(2, 1, figsize=(13, 8), sharex=True)
     info = ""
     rows_path = os.path.join(results_dir, "results.jsonl")
     if os.path.exists(rows_path):
@@ -347,7 +351,7 @@ def cmd_plot(results_dir, png):
         lr = [r for r in rows if r["phase"] == "load"]
         if lr:
             ld = lr[0]["load"]
-            info = (f"relay-load, CEF over syslog TCP, {ld.get('rate')} for {ld.get('seconds')} s, "
+            info = (f"relay-load, CEF over syslog TCP, {rate_text(ld.get('rate'))} for {ld.get('seconds')} s, "
                     f"{ld.get('size')} B payload, {ld.get('connections')} connections; commit "
                     f"{lr[0].get('commit')}; {max(r['run'] for r in lr)} run(s) each")
     for system in SYSTEMS:
@@ -369,13 +373,13 @@ def cmd_plot(results_dir, png):
     ax_rx.set_ylabel("alerts received by the SIEM sink per second")
     ax_rx.set_title("Throughput over time (each run one line)")
     ax_rx.grid(True, alpha=0.3)
-    ax_rx.legend(fontsize=8)
+    ax_rx.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax_lat.set_yscale("log")
     ax_lat.set_ylabel("latency send -> sink, ms (log)")
     ax_lat.set_xlabel("seconds since the load started (by arrival at the sink)")
     ax_lat.set_title("Latency over time: p50 (solid) and p99 (dashed) of each second")
     ax_lat.grid(True, which="both", alpha=0.3)
-    ax_lat.legend(fontsize=7, ncol=2)
+    ax_lat.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.suptitle("siem-relay beside rsyslog, end to end on one 2-vCPU machine\n" + info, fontsize=9)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
