@@ -293,12 +293,13 @@ def cmd_summary(results):
                     f"before {vm_range(lr, 'vmstat_before')}, during {vm_range(lr, 'vmstat_during')} "
                     f"| commit {commits} | {command}")
             f = {k: spread([r.get(k) for r in lr]) for k in (
-                "received_per_s", "lat_p50_ms", "lat_p90_ms", "lat_p99_ms", "lat_max_ms",
+                "sent_per_s", "received_per_s", "lat_p50_ms", "lat_p90_ms", "lat_p99_ms", "lat_max_ms",
                 "lat_steady_p50_ms", "lat_steady_p99_ms", "cpu_s_per_100k", "missing")}
             cens = f"> {min(r.get('drain_wait_s') or 0 for r in lr)} s"
             rss = spread([max(r.get("peak_rss_mib", {}).values() or [0]) for r in lr])
             rss_all = spread([sum(r.get("peak_rss_mib", {}).values()) for r in lr])
-            print(f"{system}, load ({len(lr)} runs): received/s {fmt(f['received_per_s'])}; latency ms "
+            print(f"{system}, load ({len(lr)} runs): sent/s {fmt(f['sent_per_s'])}, received/s "
+                  f"{fmt(f['received_per_s'])}; latency ms "
                   f"p50 {fmt(f['lat_p50_ms'], 1, cens)}, p90 {fmt(f['lat_p90_ms'], 1, cens)}, p99 "
                   f"{fmt(f['lat_p99_ms'], 1, cens)}, max {fmt(f['lat_max_ms'], 1, cens)}; sent from "
                   f"{STEADY_FROM_S} s on: p50 {fmt(f['lat_steady_p50_ms'], 1, cens)}, p99 "
@@ -317,12 +318,12 @@ def cmd_summary(results):
                   f"{[r.get('copies') for r in kr]}){ktail}")
     if table:
         print()
-        print("| system | received/s | latency p50 ms | latency p99 ms | latency max ms | "
+        print("| system | sent/s | received/s | latency p50 ms | latency p99 ms | latency max ms | "
               f"p99 ms, sent from {STEADY_FROM_S} s on | CPU-s per 100k | peak RSS MiB, largest process | "
               "peak RSS MiB, all | vmstat during (us sy id st) |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for system, f, rss, rss_all, lr, cens in table:
-            print(f"| {system} | {fmt(f['received_per_s'])} | {fmt(f['lat_p50_ms'], 1, cens)} | "
+            print(f"| {system} | {fmt(f['sent_per_s'])} | {fmt(f['received_per_s'])} | {fmt(f['lat_p50_ms'], 1, cens)} | "
                   f"{fmt(f['lat_p99_ms'], 1, cens)} | {fmt(f['lat_max_ms'], 1, cens)} | "
                   f"{fmt(f['lat_steady_p99_ms'], 1, cens)} | {fmt(f['cpu_s_per_100k'], 2)} | {fmt(rss)} | "
                   f"{fmt(rss_all)} | {vm_range(lr, 'vmstat_during')} |")
