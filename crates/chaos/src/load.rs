@@ -1,5 +1,5 @@
 //! The load: unique alerts at a set rate through the ingest API, in batches, each batch to the
-//! next node in turn (the client moves to another node when that one fails); a share of the
+//! next node in turn (and, while its outcome is unknown, to the following nodes); a share of the
 //! batches submitted again through another node (the cluster-wide dedup). Every submission is
 //! recorded with its result: ok, failed (refused, nothing stored) or unknown.
 
@@ -38,14 +38,19 @@ pub fn lock(h: &SharedHistory) -> std::sync::MutexGuard<'_, History> {
     h.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A client that tries node `first` before the others.
-fn client_from(nodes: &[SocketAddr], first: usize) -> anyhow::Result<Client> {
-    let mut order: Vec<String> = nodes.iter().map(ToString::to_string).collect();
-    order.rotate_left(first % nodes.len().max(1));
-    let mut cfg = ClientConfig::new(Endpoint::parse(&order.join(","))?);
+/// Timeout of one call on one node.
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// Time for one submission over every node.
+const SUBMIT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A client of one node: one attempt per call (the load moves on to the next node itself, so
+/// that each batch starts at its own node instead of the one a sticky client last used).
+fn node_client(node: SocketAddr) -> anyhow::Result<Client> {
+    let mut cfg = ClientConfig::new(Endpoint::parse(&node.to_string())?);
     cfg.retry = RetryPolicy {
-        call_timeout: Duration::from_secs(3),
-        deadline: Duration::from_secs(10),
+        call_timeout: CALL_TIMEOUT,
+        deadline: CALL_TIMEOUT,
+        max_attempts: 1,
         ..RetryPolicy::default()
     };
     Ok(Client::new(cfg)?)
@@ -59,9 +64,12 @@ pub async fn run(
     started: Instant,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<u64> {
-    let clients: Vec<Client> = (0..cfg.nodes.len())
-        .map(|i| client_from(&cfg.nodes, i))
-        .collect::<anyhow::Result<_>>()?;
+    let clients: Arc<Vec<Client>> = Arc::new(
+        cfg.nodes
+            .iter()
+            .map(|n| node_client(*n))
+            .collect::<anyhow::Result<_>>()?,
+    );
     let mut generator = AlertGenerator::new(cfg.prefix.clone(), crate::local::SOURCE, 0);
     let period = Duration::from_secs_f64(cfg.batch as f64 / f64::from(cfg.rate.max(1)));
     let mut tick = tokio::time::interval(period);
@@ -86,15 +94,24 @@ pub async fn run(
         batch += 1;
         let alerts = generator.batch(cfg.batch, unix_ms());
         let again = (batch * 7919 % 100) < u64::from(cfg.resubmit_percent);
-        let n = clients.len() as u64;
-        let first = clients[(batch % n) as usize].clone();
-        let other = clients[((batch + 1) % n) as usize].clone();
-        let history = history.clone();
+        let n = clients.len();
+        let first = usize::try_from(batch).unwrap_or(0) % n.max(1);
+        let (clients, history) = (clients.clone(), history.clone());
         calls.spawn(async move {
             let _slot = slot;
-            submit(&first, batch, false, alerts.clone(), &history, started).await;
+            submit(
+                &clients,
+                first,
+                batch,
+                false,
+                alerts.clone(),
+                &history,
+                started,
+            )
+            .await;
             if again {
-                submit(&other, batch, true, alerts, &history, started).await;
+                let other = (first + 1) % n.max(1);
+                submit(&clients, other, batch, true, alerts, &history, started).await;
             }
         });
     }
@@ -102,9 +119,11 @@ pub async fn run(
     Ok(behind)
 }
 
-/// Submits one batch and records the result.
+/// Submits one batch, to node `first` and, while the outcome is unknown, to the next ones in
+/// turn (within [`SUBMIT_DEADLINE`]); records the result (`ok` if any node accepted it).
 pub async fn submit(
-    client: &Client,
+    clients: &[Client],
+    first: usize,
     batch: u64,
     resubmit: bool,
     alerts: Vec<Alert>,
@@ -115,47 +134,59 @@ pub async fn submit(
         .iter()
         .filter_map(|a| a.alert_id.rsplit_once('-')?.1.parse().ok())
         .collect();
-    let (first, last) = (
+    let (first_n, last_n) = (
         numbers.first().copied().unwrap_or(0),
         numbers.last().copied().unwrap_or(0),
     );
     let sent = Instant::now();
-    let answer = client.submit_served(alerts).await;
     let mut s = Submission {
         batch,
         resubmit,
-        first,
-        last,
+        first: first_n,
+        last: last_n,
         via: None,
         result: SubmitResult::Unknown,
         detail: None,
         sent_ms: millis(sent - started),
-        took_ms: millis(sent.elapsed()),
+        took_ms: 0,
         max_seq: None,
         invalid: 0,
     };
-    match answer {
-        Ok(served) => {
-            s.via = Some(served.addr.to_string());
-            s.result = SubmitResult::Ok;
-            for outcome in &served.value {
-                match outcome {
-                    Outcome::Accepted { seq } => s.max_seq = s.max_seq.max(Some(*seq)),
-                    Outcome::Duplicate => {}
-                    Outcome::Invalid { reason } => {
-                        s.invalid += 1;
-                        s.detail.get_or_insert_with(|| reason.clone());
+    for i in 0..clients.len() {
+        if sent.elapsed() >= SUBMIT_DEADLINE {
+            break;
+        }
+        let client = &clients[(first + i) % clients.len()];
+        match client.submit_served(alerts.clone()).await {
+            Ok(served) => {
+                s.via = Some(served.addr.to_string());
+                s.result = SubmitResult::Ok;
+                s.detail = None;
+                for outcome in &served.value {
+                    match outcome {
+                        Outcome::Accepted { seq } => s.max_seq = s.max_seq.max(Some(*seq)),
+                        Outcome::Duplicate => {}
+                        Outcome::Invalid { reason } => {
+                            s.invalid += 1;
+                            s.detail.get_or_insert_with(|| reason.clone());
+                        }
                     }
+                }
+                break;
+            }
+            Err(e) => {
+                s.via = client.addresses().first().map(ToString::to_string);
+                s.detail = Some(e.to_string());
+                if classify(&e) == SubmitResult::Failed {
+                    s.result = SubmitResult::Failed;
+                    break;
                 }
             }
         }
-        Err(e) => {
-            s.result = classify(&e);
-            s.detail = Some(e.to_string());
-        }
     }
+    s.took_ms = millis(sent.elapsed());
     let result = s.result;
-    if numbers.len() as u64 == last.saturating_sub(first) + 1 && first > 0 {
+    if numbers.len() as u64 == last_n.saturating_sub(first_n) + 1 && first_n > 0 {
         lock(history).record(&s);
     }
     result
