@@ -18,17 +18,7 @@ pub struct BlackHole {
 impl BlackHole {
     /// Inserts the rule (first removing rules left by dead test processes).
     pub fn new(addr: SocketAddr) -> Result<Self> {
-        Self::insert(
-            "OUTPUT",
-            vec![
-                "-d".into(),
-                addr.ip().to_string(),
-                "-p".into(),
-                "tcp".into(),
-                "--dport".into(),
-                addr.port().to_string(),
-            ],
-        )
+        Self::insert("OUTPUT", to_tcp_port(addr))
     }
 
     /// Drops every packet sent by a socket of a process running as `uid`: that process is cut
@@ -49,17 +39,7 @@ impl BlackHole {
     /// Drops TCP packets to `addr` that the host forwards (between containers on a bridge, as
     /// Docker's are with `br_netfilter`). Needs root.
     pub fn forwarded_to(addr: SocketAddr) -> Result<Self> {
-        Self::insert(
-            "FORWARD",
-            vec![
-                "-d".into(),
-                addr.ip().to_string(),
-                "-p".into(),
-                "tcp".into(),
-                "--dport".into(),
-                addr.port().to_string(),
-            ],
-        )
+        Self::insert("FORWARD", to_tcp_port(addr))
     }
 
     /// Drops every packet from `ip` that the host forwards: a container cut off from the others
@@ -90,6 +70,18 @@ impl BlackHole {
         }
         Ok(Self { args })
     }
+}
+
+/// The match of TCP packets to `addr`.
+fn to_tcp_port(addr: SocketAddr) -> Vec<String> {
+    vec![
+        "-d".into(),
+        addr.ip().to_string(),
+        "-p".into(),
+        "tcp".into(),
+        "--dport".into(),
+        addr.port().to_string(),
+    ]
 }
 
 /// Removes rules left by test processes that died without running `Drop` (e.g. SIGKILLed by a
