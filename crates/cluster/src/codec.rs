@@ -11,8 +11,9 @@
 //! | 1 | the first format |
 //! | 2 | `SiemSettings` gains `alert_facility` and `activity_facility`; `Record` gains `received_at_ms` |
 //! | 3 | new variants: `Command::AddFirstAdministrator`; `Refusal::{LastAdministrator, NoSuchUser, NodeIdReused}`; `ForwardRequest::{AddNode, RemoveNode, ReadMembers, ReadUsers}`, `ForwardReply::{Members, Users}`. Bytes of format 2 are also bytes of format 3 (variants were only appended), but a node of format 2 cannot read the new variants, so the version says which build may read them |
+//! | 4 | `Request` gains `key` (the idempotency key of a write); `StateImage` gains `recent_writes`; new variant `ForwardRequest::WriteOnce` |
 //!
-//! This build writes version 3 and reads 1 to 3, so log entries and snapshots written by the
+//! This build writes version 4 and reads 1 to 4, so log entries and snapshots written by the
 //! previous builds still load. The decoder of version 1 is the same types read with the fields
 //! added since left out: while [`decode`] reads version-1 bytes, a field marked with
 //! [`added_in`] reads nothing and takes its default. (The Raft service still refuses a peer of
@@ -23,7 +24,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::cell::Cell;
 
 /// The codec version written by this build.
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;
 /// The oldest codec version this build reads.
 pub const OLDEST_READABLE_VERSION: u8 = 1;
 

@@ -2,6 +2,7 @@
 //! [`crate::codec`]): forwarded writes and reads; and a node's status. No behaviour lives here.
 
 use crate::settings::SiemSettings;
+use crate::state::recent::WriteKey;
 use crate::state::{Command, Response, User};
 use crate::types::NodeId;
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// A request forwarded from a follower to the leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardRequest {
-    /// Propose this command.
+    /// Propose this command (one that is idempotent by itself: [`Command::is_idempotent`]).
     Write(Command),
     /// Read the settings after confirming leadership (linearizable).
     ReadSettings,
@@ -32,6 +33,14 @@ pub enum ForwardRequest {
     ReadMembers,
     /// Read the users after confirming leadership. Added in codec format 3.
     ReadUsers,
+    /// Propose this command under an idempotency key: applied at most once however often it is
+    /// sent (see [`crate::state::recent`]). Added in codec format 4.
+    WriteOnce {
+        /// Chosen once by the node that took the write, the same on every retry.
+        key: WriteKey,
+        /// The command.
+        command: Command,
+    },
 }
 
 /// The leader's answer to a [`ForwardRequest`].

@@ -12,6 +12,7 @@ use crate::network::{ClusterSecret, NetworkFactory, RaftServer, ServeCalls};
 use crate::router::{LeaderRouter, RouterConfig};
 use crate::settings::SiemSettings;
 use crate::state::outbox::{OutboxEntry, Record};
+use crate::state::recent::WriteKey;
 use crate::state::{Command, Response, SubmitOutcome, User};
 use crate::store::fs::{FsRef, StdFs};
 use crate::store::{SharedState, StoreOptions};
@@ -339,11 +340,11 @@ impl ClusterClient {
     }
 
     async fn propose(&self, command: Command) -> Result<Response, ClusterError> {
-        match self
-            .router
-            .on_leader(ForwardRequest::Write(command))
-            .await?
-        {
+        self.send_write(self.router.write_request(command)).await
+    }
+
+    async fn send_write(&self, req: ForwardRequest) -> Result<Response, ClusterError> {
+        match self.router.on_leader(req).await? {
             ForwardReply::Written(Response::Refused(refusal)) => Err(refusal.into()),
             ForwardReply::Written(r) => Ok(r),
             other => Err(unexpected(&other)),
@@ -353,25 +354,40 @@ impl ClusterClient {
     /// Submits a batch of records. Returns one outcome per record once the batch is committed by
     /// a quorum and applied: `Accepted { seq }` or `Duplicate`. A full outbox refuses the whole
     /// batch (`Refused { OutboxFull }`). On `Timeout` the outcome is unknown: resubmit the same
-    /// records, dedup makes it safe.
+    /// records, dedup makes it safe for alerts; a batch with records that have no alert ID
+    /// (activity records) is safe to resubmit only through [`ClusterClient::submit_once`].
     pub async fn submit_alerts(
         &self,
         records: Vec<Record>,
     ) -> Result<Vec<SubmitOutcome>, ClusterError> {
         crate::state::validate_records(&records)?;
         let n = records.len() as u64;
-        match self.propose(Command::Submit { records }).await? {
-            Response::Submitted { outcomes } => {
-                let accepted = outcomes
-                    .iter()
-                    .filter(|o| matches!(o, SubmitOutcome::Accepted { .. }))
-                    .count() as u64;
-                metrics::counter!("cluster_records_accepted_total").increment(accepted);
-                metrics::counter!("cluster_records_duplicate_total").increment(n - accepted);
-                Ok(outcomes)
-            }
-            other => Err(ClusterError::raft(format!("unexpected response {other:?}"))),
-        }
+        let req = self.router.write_request(Command::Submit { records });
+        submitted(n, self.send_write(req).await?)
+    }
+
+    /// A new idempotency key, for a caller that resubmits a write itself after an unknown outcome:
+    /// the same key on every attempt makes the cluster apply the write once.
+    pub fn write_key(&self) -> WriteKey {
+        self.router.write_key()
+    }
+
+    /// Like [`ClusterClient::submit_alerts`], under the idempotency key `key`: however often the
+    /// same batch is sent with the same key, it is applied once, and every attempt that reaches
+    /// the state machine gets the first one's outcomes (while the key is remembered, see
+    /// [`crate::state::recent`]).
+    pub async fn submit_once(
+        &self,
+        records: Vec<Record>,
+        key: WriteKey,
+    ) -> Result<Vec<SubmitOutcome>, ClusterError> {
+        crate::state::validate_records(&records)?;
+        let n = records.len() as u64;
+        let req = ForwardRequest::WriteOnce {
+            key,
+            command: Command::Submit { records },
+        };
+        submitted(n, self.send_write(req).await?)
     }
 
     /// Replaces the SIEM settings if they are at `expected_revision` (when given). Validated
@@ -427,6 +443,22 @@ impl ClusterClient {
     /// Up to `max` undelivered records from `from_seq` on, from this node's applied state.
     pub fn read_outbox(&self, from_seq: u64, max: usize) -> Vec<OutboxEntry> {
         self.shared.read().state.read_outbox(from_seq, max)
+    }
+}
+
+/// The outcomes of a submitted batch of `n` records, counted.
+fn submitted(n: u64, response: Response) -> Result<Vec<SubmitOutcome>, ClusterError> {
+    match response {
+        Response::Submitted { outcomes } => {
+            let accepted = outcomes
+                .iter()
+                .filter(|o| matches!(o, SubmitOutcome::Accepted { .. }))
+                .count() as u64;
+            metrics::counter!("cluster_records_accepted_total").increment(accepted);
+            metrics::counter!("cluster_records_duplicate_total").increment(n - accepted);
+            Ok(outcomes)
+        }
+        other => Err(ClusterError::raft(format!("unexpected response {other:?}"))),
     }
 }
 

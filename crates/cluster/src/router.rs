@@ -11,6 +11,7 @@ use crate::membership::{self, ChangeError};
 use crate::messages::{ForwardError, ForwardReply, ForwardRequest};
 use crate::network::{ClusterSecret, connect, request};
 use crate::stage::{Stage, stage_timing};
+use crate::state::recent::WriteKey;
 use crate::state::{ClusterState, Command, Refusal, Request, Response};
 use crate::store::SharedState;
 use crate::tls::TransportTls;
@@ -19,6 +20,7 @@ use openraft::BasicNode;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use relay_proto::raft::v1::raft_service_client::RaftServiceClient;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tonic::transport::Channel;
@@ -43,6 +45,47 @@ fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> For
     }
 }
 
+/// 64 random bits from the OS (or, where it has none to give, the clock's nanoseconds and the
+/// process ID, which still differ between process starts).
+fn random_u64() -> u64 {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut b = [0u8; 8];
+    match SystemRandom::new().fill(&mut b) {
+        Ok(()) => u64::from_le_bytes(b),
+        Err(_) => {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            nanos ^ u64::from(std::process::id()).rotate_left(32)
+        }
+    }
+}
+
+/// Draws the idempotency keys of this process's writes: a random number per process start and a
+/// counter. (A key repeated by another process would need the same 64 random bits: at a
+/// thousand restarts the chance is about 3e-14.)
+struct WriteKeys {
+    boot: u64,
+    next: AtomicU64,
+}
+
+impl WriteKeys {
+    fn new() -> Self {
+        Self {
+            boot: random_u64(),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    fn draw(&self) -> WriteKey {
+        WriteKey {
+            boot: self.boot,
+            seq: self.next.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
 /// Routes requests to the leader (cheap to clone).
 #[derive(Clone)]
 pub(crate) struct LeaderRouter {
@@ -56,6 +99,7 @@ pub(crate) struct LeaderRouter {
     /// Channels to leaders, by address, reused for every forwarded request (one connection and,
     /// with TLS, one handshake per leader, not per request).
     channels: Arc<Mutex<HashMap<String, RaftServiceClient<Channel>>>>,
+    keys: Arc<WriteKeys>,
 }
 
 /// How the router reaches its node and the other nodes.
@@ -77,6 +121,26 @@ impl LeaderRouter {
             rpc_timeout: cfg.rpc_timeout,
             tls: cfg.tls,
             channels: Arc::default(),
+            keys: Arc::new(WriteKeys::new()),
+        }
+    }
+
+    /// A new idempotency key for a write of this node.
+    pub(crate) fn write_key(&self) -> WriteKey {
+        self.keys.draw()
+    }
+
+    /// The request that proposes `command`: under a new idempotency key unless applying it twice
+    /// is harmless ([`Command::is_idempotent`]), so a copy resent after a lost answer is not
+    /// applied again.
+    pub(crate) fn write_request(&self, command: Command) -> ForwardRequest {
+        if command.is_idempotent() {
+            ForwardRequest::Write(command)
+        } else {
+            ForwardRequest::WriteOnce {
+                key: self.write_key(),
+                command,
+            }
         }
     }
 
@@ -86,7 +150,13 @@ impl LeaderRouter {
         req: ForwardRequest,
     ) -> Result<ForwardReply, ForwardError> {
         match req {
-            ForwardRequest::Write(command) => self.write(command).await.map(ForwardReply::Written),
+            ForwardRequest::Write(command) => {
+                self.write(command, None).await.map(ForwardReply::Written)
+            }
+            ForwardRequest::WriteOnce { key, command } => self
+                .write(command, Some(key))
+                .await
+                .map(ForwardReply::Written),
             ForwardRequest::ReadSettings => {
                 self.read(|s| {
                     let (settings, rev) = s.settings();
@@ -117,7 +187,9 @@ impl LeaderRouter {
                 }
             }
             ForwardRequest::RemoveNode { id } => {
-                let retired = self.write(Command::RetireNode { node_id: id }).await?;
+                let retired = self
+                    .write(Command::RetireNode { node_id: id }, None)
+                    .await?;
                 if let Response::Refused(_) = retired {
                     return Ok(ForwardReply::Written(retired));
                 }
@@ -131,11 +203,17 @@ impl LeaderRouter {
         }
     }
 
-    /// Proposes `command`, stamped with this leader's clock (the state machine never reads one).
-    async fn write(&self, command: Command) -> Result<Response, ForwardError> {
+    /// Proposes `command` under `key`, stamped with this leader's clock (the state machine never
+    /// reads one).
+    async fn write(
+        &self,
+        command: Command,
+        key: Option<WriteKey>,
+    ) -> Result<Response, ForwardError> {
         let request = Request {
             stamped_at_ms: now_ms(),
             command,
+            key,
         };
         let started = std::time::Instant::now();
         let written = self.raft.client_write(request).await;
@@ -281,7 +359,7 @@ impl LeaderRouter {
                 }
                 // A leader that went silent (frozen, cut off) answers nothing until the deadline:
                 // once another leader is known, ask that one instead. Only for requests that may
-                // be applied twice without harm (alerts are deduplicated; reads).
+                // reach a leader twice without harm (keyed and idempotent writes; reads).
                 tokio::select! {
                     r = self.forward(&addr, req, remaining) => r,
                     () = self.leader_replaced(l) => Err(ClusterError::Transport {
@@ -368,14 +446,15 @@ impl LeaderRouter {
     }
 }
 
-/// Whether `req` may reach the leader twice without harm: alerts (deduplicated by the state
-/// machine) and reads.
+/// Whether `req` may reach the leader twice without harm: writes under an idempotency key
+/// (applied once), writes that are idempotent by themselves, and reads.
 fn repeatable(req: &ForwardRequest) -> bool {
-    matches!(
-        req,
-        ForwardRequest::Write(Command::Submit { .. })
-            | ForwardRequest::ReadSettings
-            | ForwardRequest::ReadMembers
-            | ForwardRequest::ReadUsers
-    )
+    match req {
+        ForwardRequest::Write(command) => command.is_idempotent(),
+        ForwardRequest::WriteOnce { .. }
+        | ForwardRequest::ReadSettings
+        | ForwardRequest::ReadMembers
+        | ForwardRequest::ReadUsers => true,
+        ForwardRequest::AddNode { .. } | ForwardRequest::RemoveNode { .. } => false,
+    }
 }

@@ -24,7 +24,8 @@ use cluster::codec::{self, FORMAT_VERSION};
 use cluster::settings::{SiemProtocol, SiemSettings};
 use cluster::state::dedup::{DedupKey, DedupSlot, DedupWindow};
 use cluster::state::outbox::{Outbox, OutboxLimits, Record, RecordKind};
-use cluster::state::{ClusterLimits, Command, Request, Role, StateImage, User};
+use cluster::state::recent::{RecentWrite, WriteKey};
+use cluster::state::{ClusterLimits, Command, Request, Response, Role, StateImage, User};
 use cluster::types::{Entry, LogId, SnapshotMeta, StoredMembership, TypeConfig, Vote};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -36,6 +37,15 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Lower-case hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of a golden written as hex, spaces and line breaks ignored.
+fn bytes(golden: &str) -> Vec<u8> {
+    let digits: String = golden.split_whitespace().collect();
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// Compares `actual` with a golden written as hex, spaces and line breaks ignored.
@@ -126,51 +136,51 @@ fn commands() -> Vec<Command> {
 /// The golden of `Request { stamped_at_ms: 1_700_000_000_000, command }`, per command kind.
 fn request_golden(command: &Command) -> &'static str {
     match command {
-        // version 02, stamped_at_ms, the variant, its fields
+        // version, stamped_at_ms, the variant, its fields, no key (00)
         Command::Submit { .. } => {
-            "03 80d095ffbc31 00
+            "04 80d095ffbc31 00
              02 00 03696473 03612d31 03434546 93c995ffbc31
-                01 046e6f6465 00 0178 93c995ffbc31"
+                01 046e6f6465 00 0178 93c995ffbc31 00"
         }
         Command::UpdateSettings { .. } => {
-            "03 80d095ffbc31 01
+            "04 80d095ffbc31 01
              0103
              00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
-             01 03 50454d 00 8040 15 13"
+             01 03 50454d 00 8040 15 13 00"
         }
-        Command::Delivered { .. } => "03 80d095ffbc31 02 2a",
-        Command::SetLimits { .. } => "03 80d095ffbc31 03 80dddb01 8827 bc05 90bf05",
+        Command::Delivered { .. } => "04 80d095ffbc31 02 2a 00",
+        Command::SetLimits { .. } => "04 80d095ffbc31 03 80dddb01 8827 bc05 90bf05 00",
         Command::PutUser { .. } => {
-            "03 80d095ffbc31 04 03616e6e
-             01 a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5"
+            "04 80d095ffbc31 04 03616e6e
+             01 a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5 00"
         }
-        Command::RemoveUser { .. } => "03 80d095ffbc31 05 03626f62",
-        Command::RetireNode { .. } => "03 80d095ffbc31 06 09",
+        Command::RemoveUser { .. } => "04 80d095ffbc31 05 03626f62 00",
+        Command::RetireNode { .. } => "04 80d095ffbc31 06 09 00",
         // format 3: the name, then the 32 bytes of the hash with no length before them
         Command::AddFirstAdministrator { .. } => {
-            "03 80d095ffbc31 07 04726f6f74
-             5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+            "04 80d095ffbc31 07 04726f6f74
+             5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a 00"
         }
     }
 }
 
 #[test]
 fn the_codec_envelope_is_a_version_byte_then_postcard() {
-    assert_eq!(FORMAT_VERSION, 3_u8);
+    assert_eq!(FORMAT_VERSION, 4_u8);
     let value = (7_u8, 300_u16, String::from("ab"), vec![0xff_u8, 0x00]);
     assert_golden(
         "a codec envelope",
         &codec::encode(&value).unwrap(),
-        "03 07 ac02 02 6162 02 ff00",
+        "04 07 ac02 02 6162 02 ff00",
     );
     let mut appended = vec![0xee_u8];
     codec::encode_into(&value, &mut appended).unwrap();
-    assert_golden("encode_into", &appended, "ee 03 07 ac02 02 6162 02 ff00");
+    assert_golden("encode_into", &appended, "ee 04 07 ac02 02 6162 02 ff00");
     let ok: Result<u32, String> = Ok(5_u32);
     assert_golden(
         "an Ok result",
         &codec::encode_result(&ok).unwrap(),
-        "00 03 05",
+        "00 04 05",
     );
     let err: Result<u32, String> = Err(String::from("no"));
     // An error is JSON after the 1, not the versioned envelope.
@@ -193,6 +203,7 @@ fn a_log_entry_request_of_each_command() {
         let golden = request_golden(&command);
         let request = Request {
             stamped_at_ms: 1_700_000_000_000_u64,
+            key: None,
             command,
         };
         assert_golden(
@@ -201,6 +212,20 @@ fn a_log_entry_request_of_each_command() {
             golden,
         );
     }
+    // Under an idempotency key (format 4): after the command, `Some` and the key's two varints.
+    let keyed = Request {
+        stamped_at_ms: 1_700_000_000_000_u64,
+        command: Command::RetireNode { node_id: 9_u64 },
+        key: Some(WriteKey {
+            boot: 0x0102_0304_0506_0708_u64,
+            seq: 5_u64,
+        }),
+    };
+    assert_golden(
+        "a keyed request",
+        &codec::encode(&keyed).unwrap(),
+        "04 80d095ffbc31 06 09 01 888e98a8c0e0808101 05",
+    );
 }
 
 fn membership() -> Membership<u64, BasicNode> {
@@ -222,19 +247,20 @@ fn raft_log_entries_of_each_payload_kind() {
     assert_golden(
         "a blank entry",
         &codec::encode(&blank).unwrap(),
-        "03 02 01 05 00",
+        "04 02 01 05 00",
     );
     let normal = Entry {
         log_id: log_id(2, 1, 6),
         payload: EntryPayload::Normal(Request {
             stamped_at_ms: 1_700_000_000_000_u64,
+            key: None,
             command: Command::Delivered { up_to_seq: 42_u64 },
         }),
     };
     assert_golden(
         "a normal entry",
         &codec::encode(&normal).unwrap(),
-        "03 02 01 06 01 80d095ffbc31 02 2a",
+        "04 02 01 06 01 80d095ffbc31 02 2a 00",
     );
     let config = Entry {
         log_id: log_id(2, 1, 7),
@@ -243,7 +269,7 @@ fn raft_log_entries_of_each_payload_kind() {
     assert_golden(
         "a membership entry",
         &codec::encode(&config).unwrap(),
-        "03 02 01 07 02
+        "04 02 01 07 02
          01 02 01 02
          02 01 0d 31302e302e302e313a37303031 02 0d 31302e302e302e323a37303031",
     );
@@ -254,7 +280,7 @@ fn siem_settings() {
     assert_golden(
         "SiemSettings",
         &codec::encode(&settings()).unwrap(),
-        "03 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
+        "04 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
          01 03 50454d 00 8040 15 13",
     );
 }
@@ -266,16 +292,16 @@ fn vote_and_log_ids() {
     assert_golden(
         "a committed vote",
         &codec::encode(&vote).unwrap(),
-        "03 04 02 01",
+        "04 04 02 01",
     );
     let hint: Option<LogId> = Some(log_id(3, 2, 99));
     assert_golden(
         "a committed hint",
         &codec::encode(&hint).unwrap(),
-        "03 01 03 02 63",
+        "04 01 03 02 63",
     );
     let none: Option<LogId> = None;
-    assert_golden("no log ID", &codec::encode(&none).unwrap(), "03 00");
+    assert_golden("no log ID", &codec::encode(&none).unwrap(), "04 00");
 }
 
 /// A state image with something in every part.
@@ -302,6 +328,14 @@ fn state_image() -> StateImage {
         )]),
         retired_nodes: BTreeSet::from([4_u64, 8_u64]),
         clock_ms: 2_500_u64,
+        recent_writes: vec![RecentWrite {
+            key: WriteKey {
+                boot: 77_u64,
+                seq: 6_u64,
+            },
+            applied_at_ms: 2_400_u64,
+            response: Response::SettingsUpdated { revision: 12_u64 },
+        }],
     }
 }
 
@@ -311,8 +345,9 @@ fn snapshot_state_image() {
         "StateImage",
         &codec::encode(&state_image()).unwrap(),
         // version, settings; revision; limits; dedup slots (one 24-byte slot); outbox (limits,
-        // entries, next sequence number, cursor, bytes); users; retired nodes; clock
-        "03 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
+        // entries, next sequence number, cursor, bytes); users; retired nodes; clock; remembered
+        // writes (one: key 77/6, applied at 2,400, `SettingsUpdated` 12)
+        "04 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07 72656c61792d37 c8df02
          01 03 50454d 00 8040 15 13
          0c
          80dddb01 8827 bc05 90bf05
@@ -320,7 +355,8 @@ fn snapshot_state_image() {
          bc05 90bf05 01 02 d00f 01 046e6f6465 00 027879 93c995ffbc31 03 01 26
          01 03616e6e 00 3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c
          02 04 08
-         c413",
+         c413
+         01 4d 06 e012 02 0c",
     );
 }
 
@@ -334,7 +370,7 @@ fn snapshot_meta() {
     assert_golden(
         "SnapshotMeta",
         &codec::encode(&meta).unwrap(),
-        "03 01 02 01 07
+        "04 01 02 01 07
          01 02 01 03
          01 02 01 02
          02 01 0d 31302e302e302e313a37303031 02 0d 31302e302e302e323a37303031
@@ -357,7 +393,7 @@ fn raft_rpc_payloads() {
     assert_golden(
         "AppendEntriesRequest",
         &codec::encode(&append).unwrap(),
-        "03 04 02 00 01 03 02 0a 01 04 02 0b 00 01 03 02 09",
+        "04 04 02 00 01 03 02 0a 01 04 02 0b 00 01 03 02 09",
     );
     let vote_req = VoteRequest {
         vote,
@@ -366,7 +402,7 @@ fn raft_rpc_payloads() {
     assert_golden(
         "VoteRequest",
         &codec::encode(&vote_req).unwrap(),
-        "03 04 02 00 01 03 01 08",
+        "04 04 02 00 01 03 01 08",
     );
     let install = InstallSnapshotRequest::<TypeConfig> {
         vote,
@@ -382,18 +418,18 @@ fn raft_rpc_payloads() {
     assert_golden(
         "InstallSnapshotRequest",
         &codec::encode(&install).unwrap(),
-        "03 04 02 00 01 03 02 0a 00 00 00 01 73 808004 02 abcd 01",
+        "04 04 02 00 01 03 02 0a 00 00 00 01 73 808004 02 abcd 01",
     );
     let replies: [(&str, Vec<u8>, &str); 4] = [
         (
             "AppendEntriesResponse::Conflict",
             reply(&AppendEntriesResponse::<u64>::Conflict),
-            "00 03 02",
+            "00 04 02",
         ),
         (
             "AppendEntriesResponse::HigherVote",
             reply(&AppendEntriesResponse::<u64>::HigherVote(vote)),
-            "00 03 03 04 02 00",
+            "00 04 03 04 02 00",
         ),
         (
             "VoteResponse",
@@ -402,12 +438,12 @@ fn raft_rpc_payloads() {
                 vote_granted: true,
                 last_log_id: Some(log_id(3, 1, 8)),
             }),
-            "00 03 04 02 00 01 01 03 01 08",
+            "00 04 04 02 00 01 01 03 01 08",
         ),
         (
             "InstallSnapshotResponse",
             reply(&InstallSnapshotResponse { vote }),
-            "00 03 04 02 00",
+            "00 04 04 02 00",
         ),
     ];
     for (what, actual, golden) in replies {
@@ -441,6 +477,7 @@ mod files {
             log_id: log_id(1, 1, index),
             payload: EntryPayload::Normal(Request {
                 stamped_at_ms: 1_700_000_000_000_u64,
+                key: None,
                 command: Command::Delivered { up_to_seq },
             }),
         }
@@ -465,12 +502,12 @@ mod files {
             "a log segment",
             &std::fs::read(segment).unwrap(),
             // kind, length, index, CRC; then the payload
-            "01 0d000000 0100000000000000 0e7c28f5
-             03 01 01 01 01 80d095ffbc31 02 05
-             02 05000000 0000000000000000 173ea306
-             03 01 01 01 01
-             01 0d000000 0200000000000000 541408fc
-             03 01 01 02 01 80d095ffbc31 02 06",
+            "01 0e000000 0100000000000000 ceadd5a2
+             04 01 01 01 01 80d095ffbc31 02 05 00
+             02 05000000 0000000000000000 07e283b4
+             04 01 01 01 01
+             01 0e000000 0200000000000000 4c356229
+             04 01 01 02 01 80d095ffbc31 02 06 00",
         );
     }
 
@@ -485,6 +522,7 @@ mod files {
                 log_id: log_id(1, 1, 2),
                 payload: EntryPayload::Normal(Request {
                     stamped_at_ms: 1_700_000_000_000_u64,
+                    key: None,
                     command: Command::Submit {
                         records: vec![record(RecordKind::Alert, "ids", "a-1", b"CEF")],
                     },
@@ -506,13 +544,14 @@ mod files {
             "the snapshot file",
             &file,
             // meta length; meta (version, last log ID, membership, snapshot ID); image (version,
-            // settings, revision, limits, dedup slots, outbox, users, retired nodes, clock); CRC
+            // settings, revision, limits, dedup slots, outbox, users, retired nodes, clock, remembered
+            // writes); CRC
             "36000000
-             03 01 01 01 02
+             04 01 01 01 02
              01 01 01 01 01 02 01 02 02 01
              0d 31302e302e302e313a37303031 02 0d 31302e302e302e323a37303031
              09 54312d4e312d322d30
-             03 01 01 09 3132372e302e302e31 8204 00 0a 7369656d2d72656c6179 e0d403 00 00 808002 11 12
+             04 01 01 09 3132372e302e302e31 8204 00 0a 7369656d2d72656c6179 e0d403 00 00 808002 11 12
              00
              80b89929 c0843d c0843d 80808080 02
              18 ed6f29bde1fcb148 1c2a5a03d525f418 0068e5cf8b010000
@@ -522,7 +561,8 @@ mod files {
              00
              00
              80d095ffbc31
-             8d043415",
+             00
+             820bd443",
         );
     }
 
@@ -544,9 +584,9 @@ mod files {
             .open_table(redb::TableDefinition::<&str, &[u8]>::new("raft_meta"))
             .unwrap();
         let vote = table.get("vote").unwrap().unwrap();
-        assert_golden("the saved vote", vote.value(), "03 05 03 00");
+        assert_golden("the saved vote", vote.value(), "04 05 03 00");
         let purged = table.get("last_purged").unwrap().unwrap();
-        assert_golden("the saved purge point", purged.value(), "03 01 01 01 01");
+        assert_golden("the saved purge point", purged.value(), "04 01 01 01 01");
     }
 }
 
@@ -555,7 +595,7 @@ mod files {
 #[test]
 fn forwarded_requests_and_replies() {
     use cluster::messages::{ForwardError, ForwardReply, ForwardRequest, MembersView};
-    use cluster::state::{Refusal, Response, SubmitOutcome};
+    use cluster::state::{Refusal, SubmitOutcome};
     let requests = [
         ForwardRequest::Write(Command::Delivered { up_to_seq: 7_u64 }),
         ForwardRequest::ReadSettings,
@@ -566,15 +606,24 @@ fn forwarded_requests_and_replies() {
         ForwardRequest::RemoveNode { id: 5_u64 },
         ForwardRequest::ReadMembers,
         ForwardRequest::ReadUsers,
+        ForwardRequest::WriteOnce {
+            key: WriteKey {
+                boot: 3_u64,
+                seq: 4_u64,
+            },
+            command: Command::RetireNode { node_id: 9_u64 },
+        },
     ];
     for r in &requests {
         let golden = match r {
-            ForwardRequest::Write(_) => "03 00 02 07",
-            ForwardRequest::ReadSettings => "03 01",
-            ForwardRequest::AddNode { .. } => "03 02 04 07 6e343a37313030",
-            ForwardRequest::RemoveNode { .. } => "03 03 05",
-            ForwardRequest::ReadMembers => "03 04",
-            ForwardRequest::ReadUsers => "03 05",
+            ForwardRequest::Write(_) => "04 00 02 07",
+            ForwardRequest::ReadSettings => "04 01",
+            ForwardRequest::AddNode { .. } => "04 02 04 07 6e343a37313030",
+            ForwardRequest::RemoveNode { .. } => "04 03 05",
+            ForwardRequest::ReadMembers => "04 04",
+            ForwardRequest::ReadUsers => "04 05",
+            // format 4: the key (boot, seq), then the command
+            ForwardRequest::WriteOnce { .. } => "04 06 03 04 06 09",
         };
         assert_golden("forward request", &codec::encode(r).unwrap(), golden);
     }
@@ -612,16 +661,16 @@ fn forwarded_requests_and_replies() {
     ];
     for r in &replies {
         let golden = match r {
-            Ok(ForwardReply::Written(Response::Refused(_))) => "00 03 00 05 06 04",
-            Ok(ForwardReply::Written(_)) => "0003000102000901",
+            Ok(ForwardReply::Written(Response::Refused(_))) => "00 04 00 05 06 04",
+            Ok(ForwardReply::Written(_)) => "0004000102000901",
             // voters {1: "a"}, learners {4: "d"}, leader Some(1), retired {2}
-            Ok(ForwardReply::Members(_)) => "00 03 02 01 01 0161 01 04 0164 01 01 01 02",
+            Ok(ForwardReply::Members(_)) => "00 04 02 01 01 0161 01 04 0164 01 01 01 02",
             Ok(ForwardReply::Users(_)) => {
-                "00 03 03 01 03616e6e
+                "00 04 03 01 03616e6e
                  01 1111111111111111111111111111111111111111111111111111111111111111"
             }
             Ok(ForwardReply::Settings(..)) => {
-                "0003010001107369656d2e6578616d706c652e6e6574f232010772656c61792d37c8df02010350454d008040151303"
+                "0004010001107369656d2e6578616d706c652e6e6574f232010772656c61792d37c8df02010350454d008040151303"
             }
             Err(ForwardError::NotLeader { .. }) => {
                 "017b224e6f744c6561646572223a7b226c65616465725f6964223a322c226c65616465725f61646472223a226e323a37313030227d7d"
@@ -677,14 +726,6 @@ mod format_1 {
          00
          80d095ffbc31
          b644704c";
-
-    fn bytes(golden: &str) -> Vec<u8> {
-        let digits: String = golden.split_whitespace().collect();
-        (0..digits.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn old_settings() -> SiemSettings {
         SiemSettings {
@@ -743,6 +784,7 @@ mod format_1 {
         );
         outbox.mark_delivered(1_u64);
         expected.outbox = outbox;
+        expected.recent_writes = Vec::new();
         // `StateImage` has no `PartialEq`: compare what this build writes for both.
         assert_eq!(
             hex(&codec::encode(&image).unwrap()),
@@ -797,14 +839,6 @@ mod format_2 {
          02 04 08
          c413";
 
-    fn bytes(golden: &str) -> Vec<u8> {
-        let digits: String = golden.split_whitespace().collect();
-        (0..digits.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
     #[test]
     fn log_entries_and_a_state_image_of_format_2_still_decode() {
         let commands = commands();
@@ -813,9 +847,78 @@ mod format_2 {
         let update: Request = codec::decode(&bytes(UPDATE_SETTINGS)).unwrap();
         assert_eq!(update.command, commands[1]);
         let image: StateImage = codec::decode(&bytes(STATE_IMAGE)).unwrap();
+        let expected = StateImage {
+            recent_writes: Vec::new(),
+            ..state_image()
+        };
         assert_eq!(
             hex(&codec::encode(&image).unwrap()),
-            hex(&codec::encode(&state_image()).unwrap())
+            hex(&codec::encode(&expected).unwrap())
         );
+    }
+}
+
+/// Bytes written by the previous build (codec format 3, before the idempotency keys), kept as
+/// they were: a request reads no key, a state image no remembered writes.
+mod format_3 {
+    use super::*;
+
+    const SUBMIT: &str = "03 80d095ffbc31 00
+         02 00 03696473 03612d31 03434546 93c995ffbc31
+            01 046e6f6465 00 0178 93c995ffbc31";
+    const STATE_IMAGE: &str = "03 00 01 10 7369656d2e6578616d706c652e6e6574 f232 01 07
+         72656c61792d37 c8df02 01 03 50454d 00 8040 15 13
+         0c
+         80dddb01 8827 bc05 90bf05
+         18 ed6f29bde1fcb148 1c2a5a03d525f418 e803000000000000
+         bc05 90bf05 01 02 d00f 01 046e6f6465 00 027879 93c995ffbc31 03 01 26
+         01 03616e6e 00 3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c
+         02 04 08
+         c413";
+    /// The snapshot file of `the_snapshot_file_is_meta_length_meta_image_crc`, format 3.
+    const SNAPSHOT_FILE: &str = "36000000
+         03 01 01 01 02
+         01 01 01 01 01 02 01 02 02 01
+         0d 31302e302e302e313a37303031 02 0d 31302e302e302e323a37303031
+         09 54312d4e312d322d30
+         03 01 01 09 3132372e302e302e31 8204 00 0a 7369656d2d72656c6179 e0d403 00 00 808002 11 12
+         00
+         80b89929 c0843d c0843d 80808080 02
+         18 ed6f29bde1fcb148 1c2a5a03d525f418 0068e5cf8b010000
+         c0843d 80808080 02 01
+         01 80d095ffbc31 00 03696473 03612d31 03434546 93c995ffbc31
+         02 00 29
+         00
+         00
+         80d095ffbc31
+         8d043415";
+
+    #[test]
+    fn log_entries_state_images_and_snapshots_of_format_3_still_decode() {
+        let submit: Request = codec::decode(&bytes(SUBMIT)).unwrap();
+        assert_eq!(submit.command, commands()[0]);
+        assert_eq!(submit.key, None);
+        let image: StateImage = codec::decode(&bytes(STATE_IMAGE)).unwrap();
+        assert!(image.recent_writes.is_empty());
+        let expected = StateImage {
+            recent_writes: Vec::new(),
+            ..state_image()
+        };
+        assert_eq!(
+            hex(&codec::encode(&image).unwrap()),
+            hex(&codec::encode(&expected).unwrap())
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("snapshot"), bytes(SNAPSHOT_FILE)).unwrap();
+        let (_log, sm) = cluster::store::open(dir.path()).unwrap();
+        let shared = sm.shared();
+        let view = shared.read();
+        let entries = view.state.outbox().read_from(1, 10);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            entries[0].record,
+            record(RecordKind::Alert, "ids", "a-1", b"CEF")
+        );
+        assert_eq!(view.last_applied.map(|l| l.index), Some(2_u64));
     }
 }

@@ -6,9 +6,11 @@
 
 mod common {
     pub mod faults;
+    pub mod proxy;
 }
 
 use common::faults::{Faults, FaultyNetwork};
+use common::proxy::Proxy;
 
 use cluster::ClusterError;
 use cluster::config::TimingConfig;
@@ -85,6 +87,33 @@ impl Fixture {
     }
 
     async fn three_with(timing: TimingConfig) -> Self {
+        let f = Self::three_started(timing).await;
+        let members = f
+            .nodes
+            .iter()
+            .map(|(id, n)| (*id, n.local_addr().to_string()))
+            .collect();
+        f.initialize(members).await;
+        f
+    }
+
+    /// Three nodes, each reached by the others through a [`Proxy`] in front of its address.
+    async fn three_behind_proxies() -> (Self, BTreeMap<u64, Proxy>) {
+        let f = Self::three_started(timing()).await;
+        let mut proxies = BTreeMap::new();
+        for (id, n) in &f.nodes {
+            proxies.insert(*id, Proxy::start(n.local_addr()).await);
+        }
+        let members = proxies
+            .iter()
+            .map(|(id, p)| (*id, p.addr.to_string()))
+            .collect();
+        f.initialize(members).await;
+        (f, proxies)
+    }
+
+    /// Three nodes started, the cluster not initialised.
+    async fn three_started(timing: TimingConfig) -> Self {
         let faults = Arc::new(Faults::default());
         let mut nodes = BTreeMap::new();
         let mut dirs = Vec::new();
@@ -96,18 +125,17 @@ impl Fixture {
             );
             dirs.push(dir);
         }
-        let members = nodes
-            .iter()
-            .map(|(id, n)| (*id, n.local_addr().to_string()))
-            .collect();
-        nodes[&1].initialize(members).await.unwrap();
-        let f = Self {
+        Self {
             nodes,
             faults,
             dirs,
-        };
-        f.wait_leader(&[1, 2, 3], None).await;
-        f
+        }
+    }
+
+    /// Initialises the cluster with `members` (ID -> advertised address) and waits for a leader.
+    async fn initialize(&self, members: BTreeMap<u64, String>) {
+        self.nodes[&1].initialize(members).await.unwrap();
+        self.wait_leader(&[1, 2, 3], None).await;
     }
 
     /// Waits until every node in `among` sees the same leader (not `not`), returns it.
@@ -258,6 +286,75 @@ async fn writes_on_a_follower_are_forwarded_and_replicated() {
         assert_eq!(
             recs.iter().map(|r| r.seq).collect::<Vec<_>>(),
             vec![2],
+            "node {id}"
+        );
+    }
+    f.shutdown().await;
+}
+
+/// A write forwarded by a follower is applied by the leader, its answer is lost and the
+/// connection breaks; the follower sends it again. The second copy must not apply again: a
+/// conditional settings update answers the revision it made (not "revision mismatch"), and an
+/// activity record (no alert ID, so no dedup) is in the outbox once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_write_whose_answer_is_lost_is_applied_once() {
+    let (f, proxies) = Fixture::three_behind_proxies().await;
+    let leader = f.wait_leader(&[1, 2, 3], None).await;
+    let follower = follower_of(leader);
+    let settings = |port: u16| SiemSettings {
+        host: "siem.example.net".into(),
+        port,
+        ..Default::default()
+    };
+    // A first write opens the follower's connection to the leader.
+    let rev = f.nodes[&follower]
+        .update_settings(Some(0), settings(6514))
+        .await
+        .unwrap();
+    assert_eq!(rev, 1);
+
+    // Settings: applied at revision 2, the answer lost, sent again.
+    proxies[&leader].swallow_replies();
+    let node = f.nodes[&follower].client().clone();
+    let update = tokio::spawn(async move { node.update_settings(Some(1), settings(6515)).await });
+    f.wait_state(leader, "settings revision 2", |v| v.state.settings().1 == 2)
+        .await;
+    proxies[&leader].cut();
+    let answer = update.await.unwrap();
+    assert_eq!(
+        answer.unwrap(),
+        2,
+        "the resent update answers what the first one did"
+    );
+    assert_eq!(f.nodes[&leader].read_settings(true).await.unwrap().1, 2);
+
+    // An activity record: accepted once, the resent copy gets the same sequence number.
+    let activity = Record {
+        kind: RecordKind::Activity,
+        source: "node-2".into(),
+        alert_id: String::new(),
+        payload: b"settings changed".to_vec().into(),
+        received_at_ms: 0,
+    };
+    proxies[&leader].swallow_replies();
+    let node = f.nodes[&follower].client().clone();
+    let submit = tokio::spawn(async move { node.submit_alerts(vec![activity]).await });
+    f.wait_state(leader, "one record", |v| v.state.outbox().len() == 1)
+        .await;
+    proxies[&leader].cut();
+    let outcomes = submit.await.unwrap().unwrap();
+    assert_eq!(outcomes, vec![SubmitOutcome::Accepted { seq: 1 }]);
+    // A write after it is applied after it: had the copy been applied, the outbox would hold 3.
+    f.nodes[&follower]
+        .submit_alerts(vec![alert("s", "after")])
+        .await
+        .unwrap();
+    for id in 1..=3 {
+        f.wait_state(id, "the record after", |v| v.state.outbox().next_seq() > 2)
+            .await;
+        assert_eq!(
+            f.nodes[&id].state().read().state.outbox().len(),
+            2,
             "node {id}"
         );
     }

@@ -41,6 +41,7 @@ fn log_vote_and_snapshot_survive_reopen() {
             let lid = openraft::LogId::new(openraft::CommittedLeaderId::new(3, 1), 1);
             let req = cluster::state::Request {
                 stamped_at_ms: 1_000,
+                key: None,
                 command: cluster::state::Command::Submit {
                     records: vec![cluster::state::outbox::Record {
                         kind: cluster::state::outbox::RecordKind::Alert,

@@ -288,9 +288,12 @@ async fn submit_loop(cluster: ClusterClient, mut rx: mpsc::Receiver<Record>, sum
 
 async fn submit(cluster: &ClusterClient, batch: Vec<Record>) {
     let n = batch.len() as u64;
+    // One key for every attempt: an attempt whose answer was lost after it was applied makes the
+    // next one a no-op, not a second copy of the records.
+    let key = cluster.write_key();
     let mut last = None;
     for _ in 0..ATTEMPTS {
-        match cluster.submit_alerts(batch.clone()).await {
+        match cluster.submit_once(batch.clone(), key).await {
             Ok(_) => {
                 metrics::counter!("relay_activity_recorded_total").increment(n);
                 return;

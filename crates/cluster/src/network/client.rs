@@ -303,6 +303,7 @@ mod tests {
             log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
             payload: openraft::EntryPayload::Normal(Request {
                 stamped_at_ms: 1,
+                key: None,
                 command: Command::Submit {
                     records: vec![Record {
                         kind: RecordKind::Alert,

@@ -4,11 +4,13 @@
 
 pub mod dedup;
 pub mod outbox;
+pub mod recent;
 pub mod users;
 
 use crate::settings::{SettingsViolation, SiemSettings};
 use dedup::{DedupIndex, DedupKey, DedupSlot, DedupWindow};
 use outbox::{Outbox, OutboxEntry, OutboxFull, OutboxLimits, Record, RecordKind};
+use recent::{RecentWrite, RecentWrites, WriteKey};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use users::Users;
@@ -115,6 +117,19 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// True if applying the command twice has the effect of applying it once, so a copy that
+    /// reaches the leader again needs no [`WriteKey`]: alert batches (every record has an alert
+    /// ID: deduplicated) and delivery confirmations (the cursor only moves forward).
+    pub fn is_idempotent(&self) -> bool {
+        match self {
+            Command::Submit { records } => records.iter().all(|r| !r.alert_id.is_empty()),
+            Command::Delivered { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 /// A command stamped by the leader with its wall-clock time before it is proposed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
@@ -122,6 +137,15 @@ pub struct Request {
     pub stamped_at_ms: u64,
     /// What to do.
     pub command: Command,
+    /// The write's idempotency key (see [`recent`]): a second entry with a remembered key is
+    /// answered with the first one's response and changes nothing. Added in codec format 4;
+    /// entries of older formats read `None`.
+    #[serde(deserialize_with = "key_since_4")]
+    pub key: Option<WriteKey>,
+}
+
+fn key_since_4<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<WriteKey>, D::Error> {
+    crate::codec::added_in(4, d, || None)
 }
 
 /// What happened to one submitted record.
@@ -259,6 +283,7 @@ pub struct ClusterState {
     outbox: Outbox,
     users: Users,
     retired_nodes: BTreeSet<u64>,
+    recent: RecentWrites,
     clock_ms: u64,
     /// The last entry's stamp was held back by [`MAX_CLOCK_STEP_MS`] (only for logging once
     /// per run of such entries; not replicated).
@@ -282,6 +307,7 @@ impl ClusterState {
             outbox: Outbox::new(limits.outbox),
             users: Users::default(),
             retired_nodes: BTreeSet::new(),
+            recent: RecentWrites::default(),
             clock_ms: 0,
             clock_held_back: false,
         }
@@ -335,32 +361,59 @@ impl ClusterState {
     /// Applies one request. Deterministic: the same sequence of requests gives the same state
     /// and responses on every node.
     pub fn apply(&mut self, req: &Request) -> Response {
+        self.apply_owned(req.clone())
+    }
+
+    /// Like [`ClusterState::apply`], but moves the submitted records into the outbox instead of
+    /// copying them (what the store uses).
+    pub fn apply_owned(&mut self, req: Request) -> Response {
         let now = self.advance_clock(req.stamped_at_ms);
-        match &req.command {
-            Command::Submit { records } => self.submit(records.clone(), now),
+        if let Some(key) = req.key
+            && let Some(earlier) = self.recent.get(&key)
+        {
+            tracing::debug!(
+                ?key,
+                "write applied before: answered with its first response"
+            );
+            metrics::counter!("cluster_writes_repeated_total").increment(1);
+            return earlier.clone();
+        }
+        let response = self.execute(req.command, now);
+        if let Some(key) = req.key
+            && !matches!(response, Response::Refused(_))
+        {
+            self.recent.remember(key, now, response.clone());
+        }
+        response
+    }
+
+    /// Applies one command at replicated time `now`.
+    fn execute(&mut self, command: Command, now: u64) -> Response {
+        match command {
+            Command::Submit { records } => self.submit(records, now),
             Command::UpdateSettings {
                 expected_revision,
                 settings,
             } => {
                 if let Some(expected) = expected_revision
-                    && *expected != self.settings_revision
+                    && expected != self.settings_revision
                 {
                     return Response::Refused(Refusal::RevisionMismatch {
-                        expected: *expected,
+                        expected,
                         actual: self.settings_revision,
                     });
                 }
                 if let Err(v) = settings.validate() {
                     return Response::Refused(v.into());
                 }
-                self.settings = settings.clone();
+                self.settings = settings;
                 self.settings_revision += 1;
                 Response::SettingsUpdated {
                     revision: self.settings_revision,
                 }
             }
             Command::Delivered { up_to_seq } => Response::Delivered {
-                delivered_up_to: self.outbox.mark_delivered(*up_to_seq),
+                delivered_up_to: self.outbox.mark_delivered(up_to_seq),
             },
             Command::SetLimits { limits } => {
                 if limits.outbox.max_records == 0 || limits.outbox.max_bytes == 0 {
@@ -369,7 +422,7 @@ impl ClusterState {
                         reason: "bounds must be > 0".into(),
                     });
                 }
-                self.limits = *limits;
+                self.limits = limits;
                 self.dedup.set_window(limits.dedup, now);
                 self.outbox.set_limits(limits.outbox);
                 Response::Done
@@ -381,12 +434,12 @@ impl ClusterState {
                         reason: "must be 1..=256 bytes".into(),
                     });
                 }
-                match self.users.put(name, user) {
+                match self.users.put(&name, &user) {
                     Ok(()) => Response::Done,
                     Err(r) => Response::Refused(r),
                 }
             }
-            Command::RemoveUser { name } => match self.users.remove(name) {
+            Command::RemoveUser { name } => match self.users.remove(&name) {
                 Ok(()) => Response::Done,
                 Err(r) => Response::Refused(r),
             },
@@ -397,30 +450,15 @@ impl ClusterState {
                         reason: "must be 1..=256 bytes".into(),
                     });
                 }
-                match self.users.add_first_administrator(name, *token_sha256) {
+                match self.users.add_first_administrator(&name, token_sha256) {
                     Ok(_) => Response::Done,
                     Err(r) => Response::Refused(r),
                 }
             }
             Command::RetireNode { node_id } => {
-                self.retired_nodes.insert(*node_id);
+                self.retired_nodes.insert(node_id);
                 Response::Done
             }
-        }
-    }
-
-    /// Like [`ClusterState::apply`], but moves the submitted records into the outbox instead of
-    /// copying them (what the store uses).
-    pub fn apply_owned(&mut self, req: Request) -> Response {
-        match req.command {
-            Command::Submit { records } => {
-                let now = self.advance_clock(req.stamped_at_ms);
-                self.submit(records, now)
-            }
-            command => self.apply(&Request {
-                stamped_at_ms: req.stamped_at_ms,
-                command,
-            }),
         }
     }
 
@@ -521,6 +559,7 @@ impl ClusterState {
             users: self.users.as_map().clone(),
             retired_nodes: self.retired_nodes.clone(),
             clock_ms: self.clock_ms,
+            recent_writes: self.recent.to_image(),
         }
     }
 
@@ -534,6 +573,7 @@ impl ClusterState {
             outbox: image.outbox,
             users: Users::from_map(image.users),
             retired_nodes: image.retired_nodes,
+            recent: RecentWrites::from_image(image.recent_writes),
             clock_ms: image.clock_ms,
             clock_held_back: false,
         }
@@ -565,6 +605,16 @@ pub struct StateImage {
     pub retired_nodes: BTreeSet<u64>,
     /// Replicated clock.
     pub clock_ms: u64,
+    /// The remembered keyed writes, oldest first. Added in codec format 4; images of older
+    /// formats read none.
+    #[serde(deserialize_with = "recent_writes_since_4")]
+    pub recent_writes: Vec<RecentWrite>,
+}
+
+fn recent_writes_since_4<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<RecentWrite>, D::Error> {
+    crate::codec::added_in(4, d, Vec::new)
 }
 
 #[cfg(test)]

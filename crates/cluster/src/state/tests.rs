@@ -13,6 +13,7 @@ fn alert(source: &str, id: &str) -> Record {
 fn submit(s: &mut ClusterState, at: u64, records: Vec<Record>) -> Response {
     s.apply(&Request {
         stamped_at_ms: at,
+        key: None,
         command: Command::Submit { records },
     })
 }
@@ -98,6 +99,7 @@ fn full_outbox_refuses_whole_batch_and_remembers_no_key() {
     // delivery frees room; the refused key 3 was never remembered
     s.apply(&Request {
         stamped_at_ms: 4,
+        key: None,
         command: Command::Delivered { up_to_seq: 2 },
     });
     assert_eq!(
@@ -143,6 +145,7 @@ fn settings_update_is_validated_and_conditional() {
     };
     let upd = |exp: Option<u64>, st: &SiemSettings| Request {
         stamped_at_ms: 1,
+        key: None,
         command: Command::UpdateSettings {
             expected_revision: exp,
             settings: st.clone(),
@@ -184,6 +187,7 @@ fn users_are_stored_hashed_and_authenticate() {
     };
     s.apply(&Request {
         stamped_at_ms: 1,
+        key: None,
         command: Command::PutUser {
             name: "audit".into(),
             user,
@@ -196,6 +200,7 @@ fn users_are_stored_hashed_and_authenticate() {
     assert_eq!(s.authenticate("other"), None);
     s.apply(&Request {
         stamped_at_ms: 2,
+        key: None,
         command: Command::RemoveUser {
             name: "audit".into(),
         },
@@ -208,6 +213,7 @@ fn the_first_administrator_is_added_only_while_there_is_none_and_the_last_stays(
     let mut s = ClusterState::default();
     let first = |token: &str| Request {
         stamped_at_ms: 1,
+        key: None,
         command: Command::AddFirstAdministrator {
             name: "admin".into(),
             token_sha256: hash_token(token),
@@ -223,6 +229,7 @@ fn the_first_administrator_is_added_only_while_there_is_none_and_the_last_stays(
     assert_eq!(s.authenticate("other-token"), None);
     let remove = s.apply(&Request {
         stamped_at_ms: 2,
+        key: None,
         command: Command::RemoveUser {
             name: "admin".into(),
         },
@@ -246,6 +253,7 @@ fn image_round_trip_keeps_everything() {
     );
     s.apply(&Request {
         stamped_at_ms: 200,
+        key: None,
         command: Command::Delivered { up_to_seq: 5 },
     });
     let bytes = crate::codec::encode(&s.to_image()).unwrap();
@@ -294,8 +302,14 @@ fn random_sequences_are_deterministic() {
                     .collect(),
             }
         };
+        // now and then a keyed write, its key drawn from few so that copies occur
+        let key = rng.random_bool(0.1).then(|| WriteKey {
+            boot: 1,
+            seq: rng.random_range(0..20),
+        });
         let req = Request {
             stamped_at_ms: t,
+            key,
             command: cmd,
         };
         // one replica copies, the other moves the records: same results
@@ -352,15 +366,104 @@ fn a_leader_clock_a_day_ahead_moves_the_replicated_clock_by_a_bounded_step() {
     let mut t = ClusterState::new(limits);
     t.apply_owned(Request {
         stamped_at_ms: t0,
+        key: None,
         command: Command::Submit {
             records: vec![alert("a", "0")],
         },
     });
     t.apply_owned(Request {
         stamped_at_ms: t0 + day,
+        key: None,
         command: Command::Submit {
             records: vec![alert("a", "1")],
         },
     });
     assert_eq!(t.clock_ms(), t0 + MAX_CLOCK_STEP_MS);
+}
+
+#[test]
+fn a_keyed_write_applied_again_changes_nothing_and_gets_its_first_response() {
+    let mut s = ClusterState::default();
+    let key = |seq: u64| Some(WriteKey { boot: 9, seq });
+    let update = |at: u64, k: Option<WriteKey>, port: u16| Request {
+        stamped_at_ms: at,
+        key: k,
+        command: Command::UpdateSettings {
+            expected_revision: Some(0),
+            settings: SiemSettings {
+                host: "siem.example.net".into(),
+                port,
+                ..Default::default()
+            },
+        },
+    };
+    let first = s.apply(&update(1, key(1), 6514));
+    assert_eq!(first, Response::SettingsUpdated { revision: 1 });
+    assert_eq!(
+        s.apply(&update(2, key(1), 6514)),
+        first,
+        "the same key again"
+    );
+    assert_eq!(s.settings().1, 1);
+    // Another key is another write: refused, and a refusal is not remembered.
+    assert!(matches!(
+        s.apply(&update(3, key(2), 6515)),
+        Response::Refused(Refusal::RevisionMismatch { .. })
+    ));
+    assert!(s.recent.get(&WriteKey { boot: 9, seq: 2 }).is_none());
+
+    // An activity record under a key: one copy, the same outcome for the copy.
+    let activity = Record {
+        kind: RecordKind::Activity,
+        source: "node-1".into(),
+        alert_id: String::new(),
+        payload: vec![1; 10].into(),
+        received_at_ms: 0,
+    };
+    let once = |at: u64| Request {
+        stamped_at_ms: at,
+        key: key(3),
+        command: Command::Submit {
+            records: vec![activity.clone()],
+        },
+    };
+    let first = s.apply(&once(4));
+    assert_eq!(accepted(&first), vec![Some(1)]);
+    // The memory survives a snapshot: a replica that installed it answers the copy the same way.
+    let bytes = crate::codec::encode(&s.to_image()).unwrap();
+    let mut t = ClusterState::from_image(crate::codec::decode(&bytes).unwrap());
+    for state in [&mut s, &mut t] {
+        assert_eq!(state.apply(&once(5)), first);
+        assert_eq!(state.outbox().len(), 1);
+    }
+    assert_eq!(
+        crate::codec::encode(&s.to_image()).unwrap(),
+        crate::codec::encode(&t.to_image()).unwrap()
+    );
+}
+
+#[test]
+fn only_writes_that_are_not_idempotent_need_a_key() {
+    let activity = Record {
+        kind: RecordKind::Activity,
+        source: "n".into(),
+        alert_id: String::new(),
+        payload: vec![1].into(),
+        received_at_ms: 0,
+    };
+    assert!(
+        Command::Submit {
+            records: vec![alert("s", "1"), alert("s", "2")]
+        }
+        .is_idempotent()
+    );
+    assert!(
+        !Command::Submit {
+            records: vec![alert("s", "1"), activity]
+        }
+        .is_idempotent()
+    );
+    assert!(Command::Delivered { up_to_seq: 3 }.is_idempotent());
+    assert!(!Command::RemoveUser { name: "a".into() }.is_idempotent());
+    assert!(!Command::RetireNode { node_id: 4 }.is_idempotent());
 }

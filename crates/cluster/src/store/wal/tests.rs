@@ -15,6 +15,7 @@ fn entry(term: u64, index: u64) -> Arc<Entry> {
         log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
         payload: EntryPayload::Normal(Request {
             stamped_at_ms: index,
+            key: None,
             command: Command::Delivered { up_to_seq: index },
         }),
     })
