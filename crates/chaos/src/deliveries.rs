@@ -4,6 +4,7 @@
 //! copy is compared with a fresh rebuild of its alert (type, severity, `eventId`, every
 //! extension pair) and with the cluster's `host_id` (`dvchost`).
 
+use loadkit::sink::unescape_message;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -167,7 +168,7 @@ impl Expected {
             ));
             return;
         };
-        let msg = unescape(parts.next().unwrap_or_default());
+        let msg = unescape_message(parts.next().unwrap_or_default());
         let mut alert = None;
         match self.classify(&msg) {
             Kind::Alert(n) => {
@@ -186,29 +187,6 @@ impl Expected {
             alert,
         });
     }
-}
-
-/// Undoes the sink's escaping of line breaks (`\n`, `\r`).
-fn unescape(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match (s[i], s.get(i + 1)) {
-            (b'\\', Some(b'n')) => {
-                out.push(b'\n');
-                i += 2;
-            }
-            (b'\\', Some(b'r')) => {
-                out.push(b'\r');
-                i += 2;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -322,10 +300,5 @@ mod tests {
         let d = expected().read(&[&path], &[first.len() as u64]).unwrap();
         assert!(d.foreign.is_empty(), "{:?}", d.foreign);
         assert_eq!(d.copies.get(&2), Some(&1));
-    }
-
-    #[test]
-    fn escaped_line_breaks_are_restored() {
-        assert_eq!(unescape(b"a\\nb\\rc\\x"), b"a\nb\rc\\x".to_vec());
     }
 }

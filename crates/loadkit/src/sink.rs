@@ -304,18 +304,45 @@ async fn serve_stream(
     }
 }
 
-/// One line of the messages file: `<at_ns> <opened_ns> <message>`, line breaks escaped.
+/// One line of the messages file: `<at_ns> <opened_ns> <message>`, the message escaped by
+/// [`escape_message`].
 fn message_line(out: &mut Vec<u8>, at_ns: u128, opened_ns: u128, msg: &[u8]) {
     use std::io::Write;
     let _ = write!(out, "{at_ns} {opened_ns} ");
+    escape_message(msg, out);
+    out.push(b'\n');
+}
+
+/// Appends `msg` to `out` with its line breaks and backslashes escaped (`\n`, `\r`, `\\`), so
+/// it fits on one line of the messages file and [`unescape_message`] gives back exactly `msg`
+/// (a CEF message may itself hold a backslash and an `n`: CEF's escaped line break).
+pub fn escape_message(msg: &[u8], out: &mut Vec<u8>) {
     for &b in msg {
         match b {
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
+            b'\\' => out.extend_from_slice(b"\\\\"),
             _ => out.push(b),
         }
     }
-    out.push(b'\n');
+}
+
+/// The message a line of the messages file holds (after its two time stamps): undoes
+/// [`escape_message`]. A backslash before anything else (not written by this build) is kept.
+pub fn unescape_message(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let (b, step) = match (s[i], s.get(i + 1)) {
+            (b'\\', Some(b'n')) => (b'\n', 2),
+            (b'\\', Some(b'r')) => (b'\r', 2),
+            (b'\\', Some(b'\\')) => (b'\\', 2),
+            (b, _) => (b, 1),
+        };
+        out.push(b);
+        i += step;
+    }
+    out
 }
 
 /// Appends one read's message lines to the messages file (one write).
@@ -488,5 +515,23 @@ async fn relp_session<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, tally: Tally)
             let _ = s.shutdown().await;
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_line_gives_back_every_byte_of_the_message() {
+        // A real line break, CEF's escaped one (a backslash and an `n`), a backslash at the end.
+        let msg = b"CEF:0|a|b|1|x|y\\|z|5|msg=one\ntwo\r\\nthree \\\\n end\\";
+        let mut line = Vec::new();
+        message_line(&mut line, 12, 3, msg);
+        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+        assert_eq!(line.last(), Some(&b'\n'));
+        let text = &line[b"12 3 ".len()..line.len() - 1];
+        assert_eq!(unescape_message(text), msg.to_vec());
+        assert_eq!(unescape_message(b"a\\nb\\rc\\x"), b"a\nb\rc\\x".to_vec());
     }
 }
