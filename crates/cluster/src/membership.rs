@@ -59,15 +59,29 @@ pub(crate) fn id_used(raft: &Raft, shared: &SharedState, id: NodeId) -> bool {
     in_config || shared.read().state.is_retired(id)
 }
 
-/// Adds `id` at `addr`: learner, caught up, voter. Refuses an ID that is or was a member.
+/// Adds `id` at `addr`: learner, caught up, voter. Refuses an ID that is or was a member, but
+/// resumes one that is a learner at `addr`: an earlier add of the same node that stopped before
+/// the promotion (its answer lost, the leader replaced, the caller gave up while the learner
+/// caught up), which the caller can only finish by asking again.
 pub(crate) async fn add_node(
     raft: &Raft,
     shared: &SharedState,
     id: NodeId,
     addr: String,
 ) -> Result<(), ChangeError> {
-    if id_used(raft, shared, id) {
+    let unfinished = {
+        let metrics = raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        !membership.voter_ids().any(|v| v == id)
+            && membership.get_node(&id).is_some_and(|n| n.addr == addr)
+    };
+    let retired = shared.read().state.is_retired(id);
+    if retired || (!unfinished && id_used(raft, shared, id)) {
         return Err(ChangeError::Reused);
+    }
+    if unfinished {
+        tracing::info!(id, %addr, "node is a learner from an earlier add: resuming it");
     }
     // `blocking`: returns once the learner has caught up with the log.
     raft.add_learner(id, BasicNode { addr }, true).await?;

@@ -709,3 +709,44 @@ async fn add_node_and_remove_node_work_through_a_follower_and_ids_are_never_reus
     );
     f.shutdown().await;
 }
+
+/// An add that stopped after the learner step (here: the learner added on its own) is finished
+/// by asking again with the same address; another address is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_add_node_is_resumed_by_asking_again() {
+    let mut f = Fixture::three().await;
+    let leader = f.wait_leader(&[1, 2, 3], None).await;
+    let follower = follower_of(leader);
+    let dir = tempfile::tempdir().unwrap();
+    let n4 = start_node(4, &f.faults, &dir, SECRET).await;
+    let addr4 = n4.local_addr().to_string();
+    f.nodes.insert(4, n4);
+    f.dirs.push(dir);
+    f.nodes[&leader]
+        .add_learner(4, addr4.clone())
+        .await
+        .unwrap();
+    let view = f.nodes[&follower].members().await.unwrap();
+    assert_eq!(view.learners.keys().copied().collect::<Vec<_>>(), vec![4]);
+    let err = f.nodes[&follower]
+        .add_node(4, "127.0.0.1:9".into())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClusterError::Refused {
+                refusal: Refusal::NodeIdReused { node_id: 4 }
+            }
+        ),
+        "another address: {err}"
+    );
+    let view = f.nodes[&follower].add_node(4, addr4).await.unwrap();
+    assert_eq!(
+        view.voters.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3, 4],
+        "the learner is promoted"
+    );
+    assert!(view.learners.is_empty());
+    f.shutdown().await;
+}
