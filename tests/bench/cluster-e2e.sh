@@ -81,6 +81,7 @@ start_sink() {
   sink_port=$(port)
   sink_out=$work/$1.jsonl
   "$bin/siem-sink" --tcp "127.0.0.1:$sink_port" --every-ms 200 > "$sink_out" &
+  sink_pid=$!
   pids+=($!)
 }
 
@@ -93,8 +94,10 @@ run_load() {
   local vm=$!
   local t_start t_done n got
   t_start=$(date +%s.%N)
-  "$bin/relay-load" --endpoint "$endpoint" --rate "$rate" --seconds "$seconds" --size "$size" \
+  # In a subshell whose `times` then gives relay-load's CPU time (its only child).
+  ( "$bin/relay-load" --endpoint "$endpoint" --rate "$rate" --seconds "$seconds" --size "$size" \
     --batch "$batch" --concurrency "$concurrency" --json "$@" > "$work/load-$label.json" || true
+    times > "$work/times-$label.txt" )
   cat "$work/load-$label.json"
   if [ "$ingest" = syslog ]; then n=$(json_field "$work/load-$label.json" sent)
   else n=$(json_field "$work/load-$label.json" accepted); fi
@@ -113,6 +116,14 @@ run_load() {
   received_per_s=$(python3 -c "import sys; n=int(sys.argv[1]); t=float(sys.argv[3])-float(sys.argv[2]); print(round(n/t))" "$got" "$t_start" "$t_done")
   python3 -c "import sys; t=float(sys.argv[3])-float(sys.argv[2]); print(f'received by the sink ({sys.argv[4]}): {sys.argv[1]} unique alerts in {t:.1f} s = {sys.argv[5]} alerts/s')" "$got" "$t_start" "$t_done" "$label" "$received_per_s"
   if [ "$got" -lt "$n" ]; then echo "!! the sink has $got of $n alerts after 300 s"; fi
+  # The harness shares the CPUs with what it measures: say how much it took.
+  local hz load_cpu sink_cpu
+  hz=$(getconf CLK_TCK)
+  load_cpu=$(tail -1 "$work/times-$label.txt" | python3 -c '
+import re, sys
+print(round(sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", sys.stdin.read())), 1))')
+  sink_cpu=$(python3 -c "print(round($(cpu_ticks "$sink_pid") / $hz, 1))")
+  echo "harness CPU ($label): relay-load $load_cpu s, siem-sink $sink_cpu s (since it started)"
 }
 
 # ---- the siem-relay cluster

@@ -238,10 +238,27 @@ impl AlertBuilder {
         Ok(self.record(self.slots.extension(None)))
     }
 
+    /// Checks that [`AlertBuilder::build_messages`] succeeds, without building anything: for a
+    /// caller that only needs to know the alert can be encoded (the keys were checked by `set`;
+    /// what is left is a type that splits per IOA rule and has none).
+    pub fn check_messages(&self) -> Result<(), BuildError> {
+        if self.spec.one_message_per_rule
+            && self.ioa_rules.is_empty()
+            && self.slots.get("cs1").is_none()
+        {
+            return Err(BuildError::MultiMessage {
+                token: self.spec.token,
+                reason: "no IOA rule given",
+            });
+        }
+        Ok(())
+    }
+
     /// Builds every message of the alert: one for most types; one per IOA rule, each with the
     /// rule's name in `cs1` and the same `eventId`, for types that split per rule. If no rule was
     /// added, a `cs1` value set directly counts as the one rule.
     pub fn build_messages(self) -> Result<Vec<Record>, BuildError> {
+        self.check_messages()?;
         if !self.spec.one_message_per_rule {
             return Ok(vec![self.record(self.slots.extension(None))]);
         }
@@ -250,12 +267,6 @@ impl AlertBuilder {
         } else {
             self.ioa_rules.iter().map(String::as_str).collect()
         };
-        if rules.is_empty() {
-            return Err(BuildError::MultiMessage {
-                token: self.spec.token,
-                reason: "no IOA rule given",
-            });
-        }
         Ok(rules
             .iter()
             .map(|rule| self.record(self.slots.extension(Some(("cs1", rule)))))

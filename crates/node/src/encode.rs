@@ -15,7 +15,9 @@
 //!   settings' host ID, the alerts facility, the sender's severity) or, when the receiving node
 //!   kept the sender's header, as the message came; either way cut to `max_message_bytes`.
 
-use crate::payload::{ActivityPayload, AlertPayload, Payload, PayloadError, SyslogPayload};
+use crate::payload::{
+    ActivityPayload, AlertPayload, Importance, Payload, PayloadError, SyslogPayload,
+};
 use cef::{
     ActivityRecordBuilder, AlertBuilder, BuildError, Facility, RtFormat, Severity, SyslogEncoder,
 };
@@ -64,20 +66,54 @@ pub struct MessageEncoder {
 }
 
 /// Builds the alert of `payload` (ID `alert_id`, reported by `host_id`) as CEF records: one, or
-/// one per IOA rule for TAA alerts. Used by ingest to validate and by delivery to encode.
+/// one per IOA rule for TAA alerts. What delivery encodes; takes the payload by value so its
+/// values move into the builder.
 pub fn build_alert(
-    payload: &AlertPayload,
+    payload: AlertPayload,
     alert_id: &str,
     host_id: &str,
 ) -> Result<Vec<cef::Record>, BuildError> {
-    let mut b = AlertBuilder::new(&payload.type_token, payload.importance.into())?
+    let AlertPayload {
+        type_token,
+        importance,
+        time_ms,
+        pairs,
+    } = payload;
+    alert_builder(&type_token, importance, time_ms, pairs, alert_id, host_id)?.build_messages()
+}
+
+/// Checks that [`build_alert`] succeeds for `payload` with any host ID, without building the
+/// messages: what ingest runs, so that what it accepts encodes at delivery.
+pub fn check_alert(payload: &AlertPayload, alert_id: &str) -> Result<(), BuildError> {
+    let pairs = payload.pairs.iter().map(|(k, v)| (k, v.as_str()));
+    alert_builder(
+        &payload.type_token,
+        payload.importance,
+        payload.time_ms,
+        pairs,
+        alert_id,
+        "check",
+    )?
+    .check_messages()
+}
+
+/// The builder of an alert with its relay-set keys (`dvchost`, `eventId`, `rt`) and `pairs`.
+fn alert_builder<K: AsRef<str>, V: Into<String>>(
+    type_token: &str,
+    importance: Importance,
+    time_ms: i64,
+    pairs: impl IntoIterator<Item = (K, V)>,
+    alert_id: &str,
+    host_id: &str,
+) -> Result<AlertBuilder, BuildError> {
+    let mut b = AlertBuilder::new(type_token, importance.into())?
         .with("dvchost", host_id)?
         .with("eventId", alert_id)?
-        .with_rt(payload.time_ms, RtFormat::Text)?;
-    for (k, v) in &payload.pairs {
-        b.set(k, v.as_str())?;
+        .with_rt(time_ms, RtFormat::Text)?;
+    for (k, v) in pairs {
+        b.set(k.as_ref(), v)?;
     }
-    b.build_messages()
+    Ok(b)
 }
 
 /// The facility of a settings code (validated settings hold 16..=23).
@@ -141,7 +177,7 @@ impl MessageEncoder {
             Payload::decode(&entry.record.payload)
                 .map_err(|source| EncodeError::Payload { seq, source })?,
         ) {
-            (RecordKind::Alert, Payload::Alert(p)) => self.encode_alert(entry, &p, now_ms, out),
+            (RecordKind::Alert, Payload::Alert(p)) => self.encode_alert(entry, p, now_ms, out),
             (RecordKind::Alert, Payload::Syslog(p)) => {
                 let (message, truncated) = self.encode_relayed(&p, now_ms);
                 out.push(message);
@@ -185,7 +221,7 @@ impl MessageEncoder {
     fn encode_alert(
         &self,
         entry: &OutboxEntry,
-        payload: &AlertPayload,
+        payload: AlertPayload,
         now_ms: i64,
         out: &mut Vec<Vec<u8>>,
     ) -> Result<usize, EncodeError> {

@@ -2,7 +2,7 @@
 //! the cluster as one batch (forwarded to the leader by the cluster core) and answers per alert
 //! once the batch is committed and applied.
 
-use crate::encode::build_alert;
+use crate::encode::check_alert;
 use crate::payload::{AlertPayload, Importance};
 use crate::status::StatusSource;
 use cluster::node::ClusterClient;
@@ -58,7 +58,7 @@ pub fn to_record(alert: pb::Alert) -> Result<Record, InvalidAlert> {
                 pairs: pairs.into_iter().map(|p| (p.key, p.value)).collect(),
             };
             // The same build the leader runs at delivery: what passes here encodes there.
-            let checked = build_alert(&payload, &alert_id, "check")
+            let checked = check_alert(&payload, &alert_id)
                 .map_err(|e| e.to_string())
                 .and_then(|_| payload.encode().map_err(|e| e.to_string()));
             match checked {

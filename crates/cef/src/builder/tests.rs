@@ -252,9 +252,17 @@ fn taa_alert_becomes_one_message_per_ioa_rule() {
         Err(BuildError::MultiMessage { .. })
     ));
     assert!(matches!(
-        b.build_messages(),
+        b.check_messages(),
         Err(BuildError::MultiMessage { .. })
     ));
+    assert!(matches!(
+        b.clone().build_messages(),
+        Err(BuildError::MultiMessage { .. })
+    ));
+    // A rule given as `cs1` counts: the check passes and the build gives one message.
+    let b = b.with("cs1", "Suspicious PowerShell").unwrap();
+    assert!(b.check_messages().is_ok());
+    assert_eq!(b.build_messages().unwrap().len(), 1);
     assert!(
         AlertBuilder::new("ids", Importance::Low)
             .unwrap()

@@ -10,7 +10,7 @@ use super::describe;
 use super::error::{AdminError, TLS_NEEDS_CERTIFICATE, to_status};
 use super::tokens;
 use crate::activity::{ActivityEntry, ActivityLog};
-use crate::encode::build_alert;
+use crate::encode::check_alert;
 use crate::payload::{AlertPayload, Importance};
 use cluster::ClusterError;
 use cluster::node::ClusterClient;
@@ -196,7 +196,7 @@ impl AdminService {
             pairs: Vec::new(),
         };
         let alert_id = format!("test-{}", &tokens::generate()?[4..28]);
-        build_alert(&payload, &alert_id, "check").map_err(|e| AdminError::InvalidArgument {
+        check_alert(&payload, &alert_id).map_err(|e| AdminError::InvalidArgument {
             field: "type".into(),
             reason: e.to_string(),
         })?;
