@@ -40,6 +40,11 @@ use loadkit::syslog_load::{self, NOT_ACKNOWLEDGED, SyslogLoad, Transport};
 use relay_client::{Alert, Client, ClientConfig, Endpoint, Outcome, RetryPolicy, TlsOptions};
 use tokio::sync::{mpsc, watch};
 
+/// mimalloc, as the relay uses: with glibc's malloc the generator's allocations took a large part
+/// of relay-load's CPU, which it shares with the cluster it measures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Largest batch the ingest API takes.
 const MAX_BATCH: usize = 4_096;
 
