@@ -192,10 +192,13 @@ pub struct RaftLogStore {
 }
 
 impl RaftLogStore {
-    /// Opens (or creates) the log in the folder `dir`, with the crate's default configuration.
-    pub fn open(dir: &Path) -> io::Result<Self> {
+    /// Opens (or creates) the log in the folder `dir`, with the crate's default configuration
+    /// but for `flush_batch_wait` when given: how long its flush thread waits for more writes
+    /// after the first before it writes and syncs them (the crate's default is 1 ms).
+    pub fn open(dir: &Path, flush_batch_wait: Option<std::time::Duration>) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let config = raft_log::Config::new(dir.display());
+        let mut config = raft_log::Config::new(dir.display());
+        config.wal.flush_batch_wait = flush_batch_wait;
         let log = raft_log::RaftLog::open(Arc::new(config))?;
         Ok(Self {
             log: Arc::new(Mutex::new(log)),

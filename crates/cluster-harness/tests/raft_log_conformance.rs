@@ -26,7 +26,7 @@ impl StoreBuilder<TypeConfig, RaftLogStore, StateMachineStore, tempfile::TempDir
         let dir = tempfile::tempdir().expect("tempdir");
         // The state machine of the cluster's own store; its own log store is left unused.
         let (_ours, sm) = cluster::store::open(dir.path()).expect("open store");
-        let log = RaftLogStore::open(&dir.path().join("raft-log")).expect("open raft-log");
+        let log = RaftLogStore::open(&dir.path().join("raft-log"), None).expect("open raft-log");
         Ok((dir, log, sm))
     }
 }

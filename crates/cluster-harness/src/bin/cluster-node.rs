@@ -62,6 +62,10 @@ struct Args {
     /// Log store of the Raft log: the cluster's own, or one on the `raft-log` crate.
     #[arg(long, value_enum, default_value_t = LogStoreKind::Ours)]
     log_store: LogStoreKind,
+    /// With `--log-store raft-log`: how long (µs) its flush thread waits for more writes after
+    /// the first before it writes and syncs them (the crate's default, 1 ms, when not given).
+    #[arg(long)]
+    raft_log_flush_wait_us: Option<u64>,
     /// PEM file of the cluster CA certificate (mutual TLS; with --tls-cert and --tls-key).
     #[arg(long)]
     tls_ca: Option<PathBuf>,
@@ -138,7 +142,8 @@ async fn main() -> anyhow::Result<()> {
     let node = match args.log_store {
         LogStoreKind::Ours => ClusterNode::start(cfg).await,
         LogStoreKind::RaftLog => {
-            let log = RaftLogStore::open(&cfg.data_dir.join("raft-log"))
+            let wait = args.raft_log_flush_wait_us.map(Duration::from_micros);
+            let log = RaftLogStore::open(&cfg.data_dir.join("raft-log"), wait)
                 .context("open the raft-log store")?;
             ClusterNode::start_with_log_store(cfg, log, |network| network).await
         }
