@@ -52,10 +52,10 @@ where
             let (_dir, log, sm) = RaftLogBuilder.build().await?;
             case(log, sm).await
         })
+        .map_err(|e| e.to_string())
     }));
     match outcome {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(r) => r,
         Err(panic) => Err(panic
             .downcast_ref::<String>()
             .cloned()
@@ -113,13 +113,11 @@ fn raft_log_store_passes_openraft_suite_but_the_known_cases() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let transfer = std::panic::catch_unwind(AssertUnwindSafe(|| {
         rt.block_on(S::transfer_snapshot(&RaftLogBuilder))
+            .map_err(|e| e.to_string())
     }));
     outcomes.push((
         "transfer_snapshot",
-        match transfer {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err("panicked".into()),
-        },
+        transfer.unwrap_or_else(|_| Err("panicked".into())),
     ));
 
     let total = outcomes.len();
