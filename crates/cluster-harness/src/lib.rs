@@ -11,6 +11,8 @@
 //! - [`RaftProbe`]: a member-like, read-only call on a node's Raft port, for tests of the Raft
 //!   transport (TLS, secret).
 //! - [`poll`]: waiting on other processes' state.
+//! - [`raft_log_store`]: an openraft log store on the `raft-log` crate, weighed against the
+//!   cluster's own (`cluster-node --log-store raft-log`, `cluster-bench --log-store raft-log`).
 //!
 //! What it is not: production code. No node of the product serves the control channel.
 
@@ -19,6 +21,7 @@ pub mod messages;
 pub mod poll;
 pub mod process;
 pub mod proto;
+pub mod raft_log_store;
 pub mod raft_probe;
 pub mod remote;
 
@@ -27,5 +30,6 @@ pub use poll::{agreed_leader, poll_until};
 pub use process::{
     Listen, NodeProcess, ProcessCluster, ProcessOptions, node_binary, start_processes,
 };
+pub use raft_log_store::{LogStoreKind, RaftLogStore};
 pub use raft_probe::RaftProbe;
 pub use remote::RemoteNode;

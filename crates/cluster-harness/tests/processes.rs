@@ -327,3 +327,62 @@ async fn concurrent_duplicates_accepted_once_and_dedup_survives_snapshot_and_ful
     let out = submit(&r4, vec![alert("same-3".into())]).await.unwrap();
     assert_eq!(out, vec![SubmitOutcome::Duplicate]);
 }
+
+/// `--log-store raft-log` (the log store weighed against ours, started through
+/// `ClusterNode::start_with_log_store`): three processes commit through snapshots and purges,
+/// are all killed and restarted from their disks, and rebuild the same state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_on_the_raft_log_store_commit_purge_and_restart() {
+    let mut o = opts(20, 5);
+    o.extra_args
+        .extend(["--log-store".to_owned(), "raft-log".to_owned()]);
+    let mut c = Cluster::start(o).await;
+    for i in 0..45u64 {
+        let out = submit(&c.remotes[&(1 + i % 3)], vec![alert(format!("rl-{i}"))])
+            .await
+            .unwrap();
+        assert_eq!(out, vec![SubmitOutcome::Accepted { seq: i + 1 }], "{i}");
+    }
+    let leader = c.wait_leader(&[1, 2, 3], None).await;
+    let target = c.remotes[&leader].status().await.unwrap().last_applied;
+    for id in 1..=3u64 {
+        poll_until(WAIT, POLL, || async {
+            let s = c.remotes[&id].status().await.ok()?;
+            (s.last_applied >= target && s.snapshot.is_some()).then_some(())
+        })
+        .await
+        .expect("applied and snapshotted everywhere");
+    }
+    for id in 1..=3 {
+        assert!(
+            c.procs[&id].data_dir.join("raft-log").is_dir(),
+            "node {id} keeps its log in raft-log/"
+        );
+        c.kill(id);
+    }
+    for id in 1..=3 {
+        c.restart(id);
+    }
+    c.wait_leader(&[1, 2, 3], None).await;
+    for id in 1..=3u64 {
+        poll_until(WAIT, POLL, || async {
+            let s = c.remotes[&id].status().await.ok()?;
+            (s.dedup_keys == 45 && s.outbox_records == 45).then_some(())
+        })
+        .await
+        .expect("state rebuilt from snapshot and log");
+    }
+    let out = submit(
+        &c.remotes[&1],
+        vec![alert("rl-44".into()), alert("rl-new".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            SubmitOutcome::Duplicate,
+            SubmitOutcome::Accepted { seq: 46 }
+        ]
+    );
+}

@@ -15,11 +15,12 @@ use crate::state::outbox::{OutboxEntry, Record};
 use crate::state::recent::WriteKey;
 use crate::state::{Command, Response, SubmitOutcome, User};
 use crate::store::fs::{FsRef, StdFs};
-use crate::store::{SharedState, StoreOptions};
+use crate::store::{SharedState, StateMachineStore, StoreOptions};
 use crate::tls::TransportTls;
 use crate::types::{NodeId, Raft, TypeConfig};
 use openraft::BasicNode;
 use openraft::network::RaftNetworkFactory;
+use openraft::storage::RaftLogStorage;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -101,8 +102,41 @@ impl ClusterNode {
         N: RaftNetworkFactory<TypeConfig>,
         W: FnOnce(NetworkFactory) -> N,
     {
-        let raft_config = Arc::new(cfg.timing.to_openraft(&cfg.cluster_name)?);
         let (log, sm) = crate::store::open_on(fs, &cfg.data_dir, store)?;
+        Self::start_with_stores(cfg, log, sm, wrap).await
+    }
+
+    /// Like [`ClusterNode::start_with_network`], with the Raft log kept by `log` instead of the
+    /// node's own log store; the state machine and its snapshot stay the node's own, in
+    /// `cfg.data_dir`. For comparing log stores in test tooling: a node's own log store is the
+    /// one its power-loss and conformance tests cover.
+    pub async fn start_with_log_store<LS, N, W>(
+        cfg: NodeConfig,
+        log: LS,
+        wrap: W,
+    ) -> Result<Self, ClusterError>
+    where
+        LS: RaftLogStorage<TypeConfig>,
+        N: RaftNetworkFactory<TypeConfig>,
+        W: FnOnce(NetworkFactory) -> N,
+    {
+        let sm = crate::store::open_state_machine_on(StdFs::shared(), &cfg.data_dir)?;
+        Self::start_with_stores(cfg, log, sm, wrap).await
+    }
+
+    /// Starts Raft on the opened stores, then the gRPC server.
+    async fn start_with_stores<LS, N, W>(
+        cfg: NodeConfig,
+        log: LS,
+        sm: StateMachineStore,
+        wrap: W,
+    ) -> Result<Self, ClusterError>
+    where
+        LS: RaftLogStorage<TypeConfig>,
+        N: RaftNetworkFactory<TypeConfig>,
+        W: FnOnce(NetworkFactory) -> N,
+    {
+        let raft_config = Arc::new(cfg.timing.to_openraft(&cfg.cluster_name)?);
         let shared = sm.shared();
         let rpc_timeout = Duration::from_millis(cfg.timing.rpc_timeout_ms);
         let network = wrap(NetworkFactory::new(

@@ -7,6 +7,8 @@
 //! Starts three `cluster-node` processes (found beside this binary, or `CLUSTER_NODE_BIN`) on
 //! loopback with fsync on, and drives them through their control ports (the harness's test-only
 //! control channel, which calls the public `ClusterClient` API in each node process).
+//! `--log-store raft-log` (before the subcommand) runs the nodes on the `raft-log` crate's log
+//! store instead of the cluster's own (see `cluster_harness::raft_log_store`).
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -14,7 +16,7 @@ use cluster::state::SubmitOutcome;
 use cluster::state::dedup::{DedupIndex, DedupKey, DedupWindow};
 use cluster::state::outbox::{Record, RecordKind};
 use cluster_harness::{
-    NodeProcess, ProcessOptions, RemoteNode, agreed_leader, node_binary, poll_until,
+    LogStoreKind, NodeProcess, ProcessOptions, RemoteNode, agreed_leader, node_binary, poll_until,
     start_processes,
 };
 use std::collections::BTreeMap;
@@ -28,6 +30,9 @@ const SECRET: &str = "bench-cluster-secret-0123456789";
 #[derive(Parser, Debug)]
 #[command(about = "Benchmark the siem-relay cluster core")]
 struct Args {
+    /// Log store of the nodes' Raft log: the cluster's own, or one on the `raft-log` crate.
+    #[arg(long, value_enum, default_value_t = LogStoreKind::Ours)]
+    log_store: LogStoreKind,
     #[command(subcommand)]
     what: What,
 }
@@ -85,13 +90,14 @@ struct Bench {
 }
 
 impl Bench {
-    async fn start() -> anyhow::Result<Self> {
+    async fn start(store: LogStoreKind) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let bin = node_binary();
         // Extra node arguments for experiments, e.g. CLUSTER_BENCH_NODE_ARGS="--max-append-entries 4".
-        let extra_args = std::env::var("CLUSTER_BENCH_NODE_ARGS")
+        let mut extra_args: Vec<String> = std::env::var("CLUSTER_BENCH_NODE_ARGS")
             .map(|s| s.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
+        extra_args.extend(["--log-store".to_owned(), store.as_arg().to_owned()]);
         let opts = ProcessOptions { extra_args };
         let (procs, remotes) = start_processes(
             &bin,
@@ -155,8 +161,13 @@ fn spawn_deliverer(
     })
 }
 
-async fn throughput(seconds: u64, batch_size: usize, clients: usize) -> anyhow::Result<f64> {
-    let b = Bench::start().await?;
+async fn throughput(
+    store: LogStoreKind,
+    seconds: u64,
+    batch_size: usize,
+    clients: usize,
+) -> anyhow::Result<f64> {
+    let b = Bench::start(store).await?;
     let leader = b
         .leader(&[1, 2, 3], None, Duration::from_secs(10))
         .await
@@ -239,8 +250,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx]
 }
 
-async fn latency(rate: u64, seconds: u64) -> anyhow::Result<Duration> {
-    let b = Bench::start().await?;
+async fn latency(store: LogStoreKind, rate: u64, seconds: u64) -> anyhow::Result<Duration> {
+    let b = Bench::start(store).await?;
     let leader = b
         .leader(&[1, 2, 3], None, Duration::from_secs(10))
         .await
@@ -293,8 +304,8 @@ async fn latency(rate: u64, seconds: u64) -> anyhow::Result<Duration> {
     Ok(p99)
 }
 
-async fn failover(trials: u32) -> anyhow::Result<Duration> {
-    let mut b = Bench::start().await?;
+async fn failover(store: LogStoreKind, trials: u32) -> anyhow::Result<Duration> {
+    let mut b = Bench::start(store).await?;
     let payload = vec![b'x'; 1024];
     let mut worst = Duration::ZERO;
     for trial in 0..trials {
@@ -433,31 +444,33 @@ fn dedup_memory(keys: usize) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     out(&format!(
-        "cluster-bench: node binary {}",
-        node_binary().display()
+        "cluster-bench: node binary {}, log store {}",
+        node_binary().display(),
+        args.log_store.as_arg()
     ));
+    let store = args.log_store;
     match args.what {
         What::Throughput {
             seconds,
             batch,
             clients,
         } => {
-            throughput(seconds, batch, clients).await?;
+            throughput(store, seconds, batch, clients).await?;
         }
         What::Latency { rate, seconds } => {
-            latency(rate, seconds).await?;
+            latency(store, rate, seconds).await?;
         }
         What::Failover { trials } => {
-            failover(trials).await?;
+            failover(store, trials).await?;
         }
         What::DedupMemory { keys } => {
             dedup_memory(keys);
         }
         What::All => {
             let per_key = dedup_memory(1_000_000);
-            let rate = throughput(10, 256, 16).await?;
-            let p99 = latency(5000, 10).await?;
-            let worst = failover(5).await?;
+            let rate = throughput(store, 10, 256, 16).await?;
+            let p99 = latency(store, 5000, 10).await?;
+            let worst = failover(store, 5).await?;
             out("== targets");
             let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
             out(&format!(

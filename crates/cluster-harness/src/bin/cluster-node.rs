@@ -3,7 +3,9 @@
 //! (`cluster_harness::control_server`, no authentication) on a loopback port of its own. Prints
 //! `READY <raft addr> <control addr>` on stdout once both listen; logs go to stderr. The cluster
 //! secret comes from the `CLUSTER_SECRET` environment variable. With `--tls-ca`, `--tls-cert`
-//! and `--tls-key` (all three or none) the Raft transport runs over mutual TLS.
+//! and `--tls-key` (all three or none) the Raft transport runs over mutual TLS. With
+//! `--log-store raft-log` the Raft log is kept by `cluster_harness::RaftLogStore` (the `raft-log`
+//! crate, in `<data dir>/raft-log/`) instead of the cluster's own log store, to compare the two.
 
 use anyhow::Context;
 use clap::Parser;
@@ -12,6 +14,7 @@ use cluster::network::ClusterSecret;
 use cluster::node::{ClusterNode, NodeConfig};
 use cluster::tls::{TlsFiles, TransportTls};
 use cluster_harness::control_server::serve_control;
+use cluster_harness::{LogStoreKind, RaftLogStore};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +59,13 @@ struct Args {
     /// Client request deadline in ms.
     #[arg(long, default_value_t = 10_000)]
     client_timeout_ms: u64,
+    /// Log store of the Raft log: the cluster's own, or one on the `raft-log` crate.
+    #[arg(long, value_enum, default_value_t = LogStoreKind::Ours)]
+    log_store: LogStoreKind,
+    /// With `--log-store raft-log`: how long (µs) its flush thread waits for more writes after
+    /// the first before it writes and syncs them (the crate's default, 1 ms, when not given).
+    #[arg(long)]
+    raft_log_flush_wait_us: Option<u64>,
     /// PEM file of the cluster CA certificate (mutual TLS; with --tls-cert and --tls-key).
     #[arg(long)]
     tls_ca: Option<PathBuf>,
@@ -129,7 +139,16 @@ async fn main() -> anyhow::Result<()> {
         tls,
     };
     let control = control_listener(args.control_listen).await?;
-    let node = ClusterNode::start(cfg).await.context("start node")?;
+    let node = match args.log_store {
+        LogStoreKind::Ours => ClusterNode::start(cfg).await,
+        LogStoreKind::RaftLog => {
+            let wait = args.raft_log_flush_wait_us.map(Duration::from_micros);
+            let log = RaftLogStore::open(&cfg.data_dir.join("raft-log"), wait)
+                .context("open the raft-log store")?;
+            ClusterNode::start_with_log_store(cfg, log, |network| network).await
+        }
+    }
+    .context("start node")?;
     let control_addr = control.local_addr().context("control listener address")?;
     let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
     let control_server = serve_control(node.client().clone(), control, async {

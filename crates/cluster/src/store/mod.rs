@@ -69,6 +69,16 @@ pub fn open_on(
     Ok((log, sm))
 }
 
+/// Opens (or creates) only the state machine and its snapshot in the data folder `dir`, for a
+/// node whose Raft log is kept by another log store.
+pub(crate) fn open_state_machine_on(
+    fs: FsRef,
+    dir: &Path,
+) -> Result<StateMachineStore, StoreError> {
+    create_dir_durably(&fs, dir)?;
+    StateMachineStore::new(snapshot::SnapshotFile::new(fs, dir))
+}
+
 /// Creates `dir` and its missing parents, and makes their names durable (a folder sync of each
 /// parent of a created folder), so that a power cut cannot take away a folder files were synced
 /// into.
