@@ -198,6 +198,16 @@ impl Fixture {
         }
     }
 
+    /// Starts node `id` (not a member yet) in a folder of its own; returns its address.
+    async fn start_extra_node(&mut self, id: u64) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let node = start_node(id, &self.faults, &dir, SECRET).await;
+        let addr = node.local_addr().to_string();
+        self.nodes.insert(id, node);
+        self.dirs.push(dir);
+        addr
+    }
+
     async fn shutdown(mut self) {
         for (_, n) in std::mem::take(&mut self.nodes) {
             let _ = n.shutdown().await;
@@ -468,11 +478,7 @@ async fn a_node_behind_a_purged_log_gets_a_snapshot_with_the_dedup_index() {
         .metrics(|m| m.purged.is_some_and(|p| p.index > 10), "log purged")
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let n4 = start_node(4, &f.faults, &dir, SECRET).await;
-    let addr4 = n4.local_addr().to_string();
-    f.nodes.insert(4, n4);
-    f.dirs.push(dir);
+    let addr4 = f.start_extra_node(4).await;
     f.nodes[&leader].add_learner(4, addr4).await.unwrap();
     f.wait_state(4, "120 keys", |v| v.state.dedup().len() == 120)
         .await;
@@ -495,11 +501,7 @@ async fn a_node_behind_a_purged_log_gets_a_snapshot_with_the_dedup_index() {
 async fn membership_add_promote_remove_and_ids_are_never_reused() {
     let mut f = Fixture::three().await;
     let leader = f.wait_leader(&[1, 2, 3], None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let n4 = start_node(4, &f.faults, &dir, SECRET).await;
-    let addr4 = n4.local_addr().to_string();
-    f.nodes.insert(4, n4);
-    f.dirs.push(dir);
+    let addr4 = f.start_extra_node(4).await;
     f.nodes[&leader]
         .add_learner(4, addr4.clone())
         .await
@@ -666,11 +668,7 @@ async fn add_node_and_remove_node_work_through_a_follower_and_ids_are_never_reus
     let mut f = Fixture::three().await;
     let leader = f.wait_leader(&[1, 2, 3], None).await;
     let follower = follower_of(leader);
-    let dir = tempfile::tempdir().unwrap();
-    let n4 = start_node(4, &f.faults, &dir, SECRET).await;
-    let addr4 = n4.local_addr().to_string();
-    f.nodes.insert(4, n4);
-    f.dirs.push(dir);
+    let addr4 = f.start_extra_node(4).await;
     let view = f.nodes[&follower].add_node(4, addr4.clone()).await.unwrap();
     assert_eq!(
         view.voters.keys().copied().collect::<Vec<_>>(),
@@ -717,11 +715,7 @@ async fn an_unfinished_add_node_is_resumed_by_asking_again() {
     let mut f = Fixture::three().await;
     let leader = f.wait_leader(&[1, 2, 3], None).await;
     let follower = follower_of(leader);
-    let dir = tempfile::tempdir().unwrap();
-    let n4 = start_node(4, &f.faults, &dir, SECRET).await;
-    let addr4 = n4.local_addr().to_string();
-    f.nodes.insert(4, n4);
-    f.dirs.push(dir);
+    let addr4 = f.start_extra_node(4).await;
     f.nodes[&leader]
         .add_learner(4, addr4.clone())
         .await
