@@ -25,6 +25,8 @@
 # process started here is stopped by PID.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=lib.sh
+. "$root/tests/bench/lib.sh"
 seconds=60 rate=0 size=1024 batch=500 concurrency=8 relay_bin= ingest=grpc peer= rsyslog_queue=checkpoint
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -58,22 +60,12 @@ bin=$root/target/release
 relay_bin=${relay_bin:-$bin/siem-relay}
 work=$(mktemp -d /tmp/siem-relay-e2e.XXXXXX)
 pids=()
-stop_pids() {
-  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "$@"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-}
 cleanup() {
   stop_pids "${pids[@]}"
   if [ -n "${KEEP:-}" ]; then echo "kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-json_field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d[sys.argv[2]])' "$@"; }
 sink_unique() { tail -1 "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["unique"])' 2>/dev/null || echo 0; }
 
 # start_sink NAME: a siem-sink on a free port; sets sink_port and sink_out.
@@ -128,30 +120,14 @@ print(round(sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s"
 
 # ---- the siem-relay cluster
 start_sink relay
-echo "0123456789abcdef-e2e-bench-secret" > "$work/secret"
-declare -A raft api syslog prom
-for id in 1 2 3; do raft[$id]=$(port); api[$id]=$(port); syslog[$id]=$(port); prom[$id]=$(port); done
-members="{ id = 1, raft = \"127.0.0.1:${raft[1]}\" }, { id = 2, raft = \"127.0.0.1:${raft[2]}\" }, { id = 3, raft = \"127.0.0.1:${raft[3]}\" }"
+if [ "$ingest" = syslog ]; then
+  write_node_configs "$work" "$sink_port" '[syslog]
+tcp = "127.0.0.1:{syslog}"'
+else
+  write_node_configs "$work" "$sink_port"
+fi
 node_pids=()
 for id in 1 2 3; do
-  cat > "$work/n$id.toml" <<TOML
-node_id = $id
-data_dir = "n$id"
-[listen]
-raft = "127.0.0.1:${raft[$id]}"
-ingest = "127.0.0.1:${api[$id]}"
-metrics = "127.0.0.1:${prom[$id]}"
-[cluster]
-initial_members = [$members]
-secret_file = "secret"
-[siem]
-host = "127.0.0.1"
-port = $sink_port
-host_id = "bench"
-TOML
-  if [ "$ingest" = syslog ]; then
-    printf '[syslog]\ntcp = "127.0.0.1:%s"\n' "${syslog[$id]}" >> "$work/n$id.toml"
-  fi
   RUST_LOG=${RUST_LOG:-warn} "$relay_bin" serve --config "$work/n$id.toml" 2> "$work/n$id.log" &
   pids+=($!); node_pids+=($!)
 done

@@ -35,6 +35,8 @@
 # Every process started here is stopped by PID, also on failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=lib.sh
+. "$root/tests/bench/lib.sh"
 command_line="bash tests/bench/e2e.sh"
 [ $# -eq 0 ] || command_line="$command_line$(printf ' %q' "$@")"
 runs=3 seconds=30 rate=10000/s size=1024 batch=100 concurrency=8
@@ -99,18 +101,13 @@ untrack() {
   done
   live=("${keep[@]}")
 }
-stop_pids() {
-  local p
-  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "$@"; do
-    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
+# stop PID...: stop_pids (lib.sh), and no longer track them.
+stop() {
+  stop_pids "$@"
   untrack "$@"
 }
 cleanup() {
-  [ ${#live[@]} -eq 0 ] || stop_pids "${live[@]}"
+  [ ${#live[@]} -eq 0 ] || stop "${live[@]}"
   rm -rf "$shm"
   if [ -n "${KEEP:-}" ]; then echo "kept: $work"; else rm -rf "$work"; fi
 }
@@ -136,9 +133,7 @@ in_bg() {
   untrack "$p"
   return "$rc"
 }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 accepting() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null; }
-json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$(( t + $(awk '{print $14+$15}' "/proc/$p/stat") )); done; echo "$t"; }
 peak_rss_mib() { echo $(( $(awk '/VmHWM/{print $2}' "/proc/$1/status") / 1024 )); }
 vmstat_sample() { vmstat -n 2 2 > "$1.vmstat"; report vmstat "$1.vmstat"; }
@@ -172,30 +167,11 @@ start_system() {
   sys_pids=() sys_names=() leader=
   mkdir -p "$dir"
   if [ "$system" = siem-relay ]; then
-    echo "0123456789abcdef-e2e-bench-secret" > "$dir/secret"
-    local id members api_endpoint
-    declare -A raft api syslog prom
-    for id in 1 2 3; do raft[$id]=$(port); api[$id]=$(port); syslog[$id]=$(port); prom[$id]=$(port); done
-    members="{ id = 1, raft = \"127.0.0.1:${raft[1]}\" }, { id = 2, raft = \"127.0.0.1:${raft[2]}\" }, { id = 3, raft = \"127.0.0.1:${raft[3]}\" }"
+    local id api_endpoint
+    write_node_configs "$dir" "$sink_port" '[syslog]
+tcp = "127.0.0.1:{syslog}"
+header = "keep"'
     for id in 1 2 3; do
-      cat > "$dir/n$id.toml" <<TOML
-node_id = $id
-data_dir = "n$id"
-[listen]
-raft = "127.0.0.1:${raft[$id]}"
-ingest = "127.0.0.1:${api[$id]}"
-metrics = "127.0.0.1:${prom[$id]}"
-[cluster]
-initial_members = [$members]
-secret_file = "secret"
-[siem]
-host = "127.0.0.1"
-port = $sink_port
-host_id = "bench"
-[syslog]
-tcp = "127.0.0.1:${syslog[$id]}"
-header = "keep"
-TOML
       RUST_LOG=${RUST_LOG:-warn} "$relay_bin" serve --config "$dir/n$id.toml" 2> "$dir/n$id.log" &
       track $!; sys_pids+=($!); sys_names+=("n$id")
     done
@@ -288,14 +264,14 @@ phase_load() {
   in_bg "$bin/relay-load" --ingest syslog --endpoint "$endpoint" --rate "$rate" --seconds "$seconds" \
     --size "$size" --batch "$batch" --concurrency "$concurrency" --first-id 2 --json \
     > "$dir/load.json" 2> "$dir/load.err" || rc=$?
-  stop_pids "$vm_pid"
+  stop "$vm_pid"
   sent=$(json_field "$dir/load.json" sent)
   # the sink's tally also holds the warm-up alert
   wait_received $(( sent + 1 )) "$drain" "$drain" sink_unique "$dir/sink.jsonl"
   cpu1=$(cpu_ticks "${sys_pids[@]}")
   rss=$(rss_json)
-  stop_pids "${sys_pids[@]}"
-  stop_pids "$sink_pid"
+  stop "${sys_pids[@]}"
+  stop "$sink_pid"
   report count "$rec" 2 $(( sent + 1 )) > "$dir/count.json"
   report latency "$msgs" "$t0" "$out/series-$system-run$run.csv" \
     "$(json_field "$dir/count.json" missing)" > "$dir/latency.json"
@@ -341,11 +317,11 @@ phase_kill() {
   start_sink "$port_was" "$rec" - "$dir/sink2.jsonl"
   wait "$load_pid" || rc=$?
   untrack "$load_pid"
-  stop_pids "$vm_pid"
+  stop "$vm_pid"
   sent=$(json_field "$dir/load.json" sent)
   wait_received "$sent" 10 90 count_unique "$rec" $(( sent + 1 ))
-  stop_pids "${sys_pids[@]}"
-  stop_pids "$sink_pid"
+  stop "${sys_pids[@]}"
+  stop "$sink_pid"
   report count "$rec" 2 $(( sent + 1 )) > "$dir/count.json"
   rm -rf "$dir"/n[123] "$dir"/fwd*
   report add "$results" system="$system" phase=kill run="$run" commit="$commit" command="$command_line" \

@@ -18,6 +18,8 @@
 # any acknowledged alert was lost. KEEP=1 keeps the work folders (logs, sink events).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=lib.sh
+. "$root/tests/bench/lib.sh"
 runs=5 rate=2000/s before=4 after=6 size=1024 batch=100 concurrency=8 relay_bin=
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -38,20 +40,11 @@ bin=$root/target/release
 relay_bin=${relay_bin:-$bin/siem-relay}
 top=$(mktemp -d /tmp/siem-relay-leader-kill.XXXXXX)
 pids=()
-stop_pids() {
-  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "$@"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-}
 cleanup() {
   stop_pids "${pids[@]}"
   if [ -n "${KEEP:-}" ]; then echo "kept: $top"; else rm -rf "$top"; fi
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # leader ENDPOINT [NOT]: the leader's node ID once every answering node names the same one (and
 # it is not NOT, the node just killed).
@@ -79,25 +72,9 @@ for run in $(seq "$runs"); do
   "$bin/siem-sink" --tcp "127.0.0.1:$sink_port" --connections --record "$work/received.txt" \
     --every-ms 500 > "$work/sink.jsonl" &
   sink_pid=$!; pids+=($sink_pid)
-  echo "0123456789abcdef-e2e-bench-secret" > "$work/secret"
-  declare -A raft api node_pid
-  for id in 1 2 3; do raft[$id]=$(port); api[$id]=$(port); done
-  members="{ id = 1, raft = \"127.0.0.1:${raft[1]}\" }, { id = 2, raft = \"127.0.0.1:${raft[2]}\" }, { id = 3, raft = \"127.0.0.1:${raft[3]}\" }"
+  declare -A node_pid
+  write_node_configs "$work" "$sink_port"
   for id in 1 2 3; do
-    cat > "$work/n$id.toml" <<TOML
-node_id = $id
-data_dir = "n$id"
-[listen]
-raft = "127.0.0.1:${raft[$id]}"
-ingest = "127.0.0.1:${api[$id]}"
-[cluster]
-initial_members = [$members]
-secret_file = "secret"
-[siem]
-host = "127.0.0.1"
-port = $sink_port
-host_id = "bench"
-TOML
     RUST_LOG=warn "$relay_bin" serve --config "$work/n$id.toml" 2> "$work/n$id.log" &
     node_pid[$id]=$!; pids+=($!)
   done
