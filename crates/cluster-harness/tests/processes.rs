@@ -95,6 +95,26 @@ impl Cluster {
         assert_eq!((&p.addr, &p.control_addr), (&before.raft, &before.control));
     }
 
+    /// SIGKILLs every node, restarts them all from their disks, and waits until each holds
+    /// `records` dedup keys and outbox records again.
+    async fn restart_all_and_await(&mut self, records: u64) {
+        for id in 1..=3 {
+            self.kill(id);
+        }
+        for id in 1..=3 {
+            self.restart(id);
+        }
+        self.wait_leader(&[1, 2, 3], None).await;
+        for id in 1..=3u64 {
+            poll_until(WAIT, POLL, || async {
+                let s = self.remotes[&id].status().await.ok()?;
+                (s.dedup_keys == records && s.outbox_records == records).then_some(())
+            })
+            .await
+            .expect("state rebuilt from snapshot and log");
+        }
+    }
+
     async fn outbox_ids(&self, id: u64) -> Vec<String> {
         let entries = self.remotes[&id]
             .read_outbox(0, 100_000, WAIT)
@@ -260,21 +280,7 @@ async fn concurrent_duplicates_accepted_once_and_dedup_survives_snapshot_and_ful
         .expect("applied and snapshotted everywhere");
     }
     // kill every process, restart them all from their disks
-    for id in 1..=3 {
-        c.kill(id);
-    }
-    for id in 1..=3 {
-        c.restart(id);
-    }
-    c.wait_leader(&[1, 2, 3], None).await;
-    for id in 1..=3u64 {
-        poll_until(WAIT, POLL, || async {
-            let s = c.remotes[&id].status().await.ok()?;
-            (s.dedup_keys == 100 && s.outbox_records == 100).then_some(())
-        })
-        .await
-        .expect("state rebuilt from snapshot and log");
-    }
+    c.restart_all_and_await(100).await;
     // every earlier ID is still a duplicate, wherever it is resubmitted
     for i in 0..30u64 {
         let out = submit(
@@ -358,20 +364,8 @@ async fn nodes_on_the_raft_log_store_commit_purge_and_restart() {
             c.procs[&id].data_dir.join("raft-log").is_dir(),
             "node {id} keeps its log in raft-log/"
         );
-        c.kill(id);
     }
-    for id in 1..=3 {
-        c.restart(id);
-    }
-    c.wait_leader(&[1, 2, 3], None).await;
-    for id in 1..=3u64 {
-        poll_until(WAIT, POLL, || async {
-            let s = c.remotes[&id].status().await.ok()?;
-            (s.dedup_keys == 45 && s.outbox_records == 45).then_some(())
-        })
-        .await
-        .expect("state rebuilt from snapshot and log");
-    }
+    c.restart_all_and_await(45).await;
     let out = submit(
         &c.remotes[&1],
         vec![alert("rl-44".into()), alert("rl-new".into())],
