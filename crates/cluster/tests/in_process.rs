@@ -226,6 +226,20 @@ fn alert(source: &str, id: &str) -> Record {
     }
 }
 
+/// `err` refuses node ID `id` as used before (`what` says which call, on failure).
+#[track_caller]
+fn assert_id_reused(err: &ClusterError, id: u64, what: &str) {
+    assert!(
+        matches!(
+            err,
+            ClusterError::Refused {
+                refusal: Refusal::NodeIdReused { node_id }
+            } if *node_id == id
+        ),
+        "{what}: {err}"
+    );
+}
+
 fn follower_of(leader: u64) -> u64 {
     if leader == 1 { 2 } else { 1 }
 }
@@ -680,15 +694,7 @@ async fn add_node_and_remove_node_work_through_a_follower_and_ids_are_never_reus
         .add_node(2, addr4.clone())
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClusterError::Refused {
-                refusal: Refusal::NodeIdReused { node_id: 2 }
-            }
-        ),
-        "{err}"
-    );
+    assert_id_reused(&err, 2, "the ID of a voter");
     let view = f.nodes[&follower].remove_node(4).await.unwrap();
     assert!(!view.voters.contains_key(&4) && !view.learners.contains_key(&4));
     assert!(view.retired.contains(&4));
@@ -696,15 +702,7 @@ async fn add_node_and_remove_node_work_through_a_follower_and_ids_are_never_reus
     assert_eq!(read.leader, Some(leader));
     assert_eq!(read.retired, view.retired);
     let err = f.nodes[&follower].add_node(4, addr4).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClusterError::Refused {
-                refusal: Refusal::NodeIdReused { node_id: 4 }
-            }
-        ),
-        "{err}"
-    );
+    assert_id_reused(&err, 4, "a retired ID");
     f.shutdown().await;
 }
 
@@ -726,15 +724,7 @@ async fn an_unfinished_add_node_is_resumed_by_asking_again() {
         .add_node(4, "127.0.0.1:9".into())
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClusterError::Refused {
-                refusal: Refusal::NodeIdReused { node_id: 4 }
-            }
-        ),
-        "another address: {err}"
-    );
+    assert_id_reused(&err, 4, "a learner at another address");
     let view = f.nodes[&follower].add_node(4, addr4).await.unwrap();
     assert_eq!(
         view.voters.keys().copied().collect::<Vec<_>>(),
