@@ -44,6 +44,11 @@ pub trait FsFile: Debug + Send + Sync {
     fn sync_data(&self) -> io::Result<()>;
     /// `fsync`: as [`FsFile::sync_data`], and the rest of the file's metadata.
     fn sync_all(&self) -> io::Result<()>;
+    /// Says that `len` bytes at `offset`, already durable, will not be read again soon, so the
+    /// operating system may drop them from its page cache. Changes nothing a read returns.
+    fn release_cache(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A shared open file.
@@ -112,6 +117,15 @@ impl FsFile for std::fs::File {
 
     fn sync_all(&self) -> io::Result<()> {
         std::fs::File::sync_all(self)
+    }
+
+    /// `posix_fadvise(POSIX_FADV_DONTNEED)`: clean pages in the range are dropped.
+    fn release_cache(&self, offset: u64, len: u64) -> io::Result<()> {
+        let Some(len) = std::num::NonZeroU64::new(len) else {
+            return Ok(());
+        };
+        rustix::fs::fadvise(self, offset, Some(len), rustix::fs::Advice::DontNeed)
+            .map_err(io::Error::from)
     }
 }
 

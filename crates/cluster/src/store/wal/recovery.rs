@@ -66,6 +66,7 @@ pub(super) fn recover(
                 len: end as u64,
                 next: seg.next,
                 limit: segment_limit(preallocated, segment_bytes),
+                released: 0,
             });
         }
     }
