@@ -13,19 +13,20 @@ use crate::record::{Extension, Importance, Record};
 use crate::time::{RtFormat, format_rt};
 
 /// Values for a fixed list of keys, one slot per key, and for an open type the extra keys that
-/// were set, kept sorted by key.
+/// were set, kept sorted by key. A value is owned or borrowed for `'v` (a caller holding the
+/// values, e.g. decoded from a buffer, lends them instead of copying each into a `String`).
 #[derive(Debug, Clone)]
-struct Slots {
+struct Slots<'v> {
     token: &'static str,
     keys: &'static [&'static str],
-    values: Vec<Option<String>>,
+    values: Vec<Option<Cow<'v, str>>>,
     /// Whether keys of [`catalogue::extra_key`] are accepted besides `keys`.
     open: bool,
     /// Extra keys with their values: sorted by key, no key twice, no empty value.
-    extras: Vec<(&'static str, String)>,
+    extras: Vec<(&'static str, Cow<'v, str>)>,
 }
 
-impl Slots {
+impl<'v> Slots<'v> {
     fn new(token: &'static str, keys: &'static [&'static str], open: bool) -> Self {
         Self {
             token,
@@ -36,7 +37,7 @@ impl Slots {
         }
     }
 
-    fn set(&mut self, key: &str, value: String) -> Result<(), BuildError> {
+    fn set(&mut self, key: &str, value: Cow<'v, str>) -> Result<(), BuildError> {
         if let Some(i) = self.keys.iter().position(|k| *k == key) {
             self.values[i] = (!value.is_empty()).then_some(value);
             return Ok(());
@@ -139,16 +140,18 @@ fn header_text(
 /// assert!(AlertBuilder::new("file_web", Importance::High)?.with("fname", "x").is_err());
 /// # Ok::<(), cef::BuildError>(())
 /// ```
+///
+/// Values are taken as `Cow<'v, str>`: owned `String`s, or `&str`s the builder borrows for `'v`.
 #[derive(Debug, Clone)]
-pub struct AlertBuilder {
+pub struct AlertBuilder<'v> {
     spec: &'static TypeSpec,
     importance: Importance,
     version: Cow<'static, str>,
-    slots: Slots,
+    slots: Slots<'v>,
     ioa_rules: Vec<String>,
 }
 
-impl AlertBuilder {
+impl<'v> AlertBuilder<'v> {
     /// Starts an alert of the type `token` (see [`catalogue::ALERT_TYPES`]).
     pub fn new(token: &str, importance: Importance) -> Result<Self, BuildError> {
         let spec = catalogue::alert_type(token).ok_or_else(|| BuildError::UnknownAlertType {
@@ -179,12 +182,12 @@ impl AlertBuilder {
 
     /// Sets a key's value; an empty value removes the key. Fails, naming the key and the type, if
     /// the type may not carry the key (see [`TypeSpec::allows`]).
-    pub fn set(&mut self, key: &str, value: impl Into<String>) -> Result<(), BuildError> {
+    pub fn set(&mut self, key: &str, value: impl Into<Cow<'v, str>>) -> Result<(), BuildError> {
         self.slots.set(key, value.into())
     }
 
     /// [`AlertBuilder::set`] for chaining.
-    pub fn with(mut self, key: &str, value: impl Into<String>) -> Result<Self, BuildError> {
+    pub fn with(mut self, key: &str, value: impl Into<Cow<'v, str>>) -> Result<Self, BuildError> {
         self.set(key, value)?;
         Ok(self)
     }
@@ -285,7 +288,7 @@ pub struct ActivityRecordBuilder {
     name: Cow<'static, str>,
     importance: Importance,
     version: Cow<'static, str>,
-    slots: Slots,
+    slots: Slots<'static>,
 }
 
 impl ActivityRecordBuilder {
@@ -324,7 +327,7 @@ impl ActivityRecordBuilder {
 
     /// Sets a key's value; an empty value removes the key.
     pub fn with(mut self, key: &str, value: impl Into<String>) -> Result<Self, BuildError> {
-        self.slots.set(key, value.into())?;
+        self.slots.set(key, Cow::Owned(value.into()))?;
         Ok(self)
     }
 
@@ -351,7 +354,7 @@ impl ActivityRecordBuilder {
 #[derive(Debug, Clone)]
 pub struct HeartbeatBuilder {
     version: Cow<'static, str>,
-    slots: Slots,
+    slots: Slots<'static>,
 }
 
 impl Default for HeartbeatBuilder {
@@ -381,13 +384,15 @@ impl HeartbeatBuilder {
     /// Sets `dvchost`, the reporting node.
     pub fn dvchost(mut self, host: impl Into<String>) -> Self {
         // `dvchost` is in the heartbeat's key list.
-        let _ = self.slots.set("dvchost", host.into());
+        let _ = self.slots.set("dvchost", Cow::Owned(host.into()));
         self
     }
 
     /// Sets `rt` from epoch milliseconds in the given format.
     pub fn rt(mut self, epoch_ms: i64, format: RtFormat) -> Self {
-        let _ = self.slots.set("rt", format_rt(epoch_ms, format));
+        let _ = self
+            .slots
+            .set("rt", Cow::Owned(format_rt(epoch_ms, format)));
         self
     }
 
@@ -402,8 +407,8 @@ impl HeartbeatBuilder {
             return Err(BuildError::ComponentOutOfRange { number });
         }
         let i = 2 + 2 * usize::from(number - 1);
-        self.slots.values[i] = Some(name.into()).filter(|n| !n.is_empty());
-        self.slots.values[i + 1] = Some(state.to_string());
+        self.slots.values[i] = Some(Cow::Owned::<str>(name.into())).filter(|n| !n.is_empty());
+        self.slots.values[i + 1] = Some(Cow::Owned(state.to_string()));
         Ok(self)
     }
 

@@ -16,7 +16,8 @@
 //!   kept the sender's header, as the message came; either way cut to `max_message_bytes`.
 
 use crate::payload::{
-    ActivityPayload, AlertPayload, Importance, Payload, PayloadError, SyslogPayload,
+    ALERT_V1, ActivityPayload, AlertPayload, AlertPayloadRef, Importance, Payload, PayloadError,
+    SyslogPayload,
 };
 use cef::{
     ActivityRecordBuilder, AlertBuilder, BuildError, Facility, RtFormat, Severity, SyslogEncoder,
@@ -66,26 +67,28 @@ pub struct MessageEncoder {
 }
 
 /// Builds the alert of `payload` (ID `alert_id`, reported by `host_id`) as CEF records: one, or
-/// one per IOA rule for TAA alerts. What delivery encodes; takes the payload by value so its
-/// values move into the builder.
+/// one per IOA rule for TAA alerts. What delivery encodes; the builder borrows the values from
+/// the payload bytes and copies each once, into the message.
 pub fn build_alert(
-    payload: AlertPayload,
+    payload: &AlertPayloadRef<'_>,
     alert_id: &str,
     host_id: &str,
 ) -> Result<Vec<cef::Record>, BuildError> {
-    let AlertPayload {
-        type_token,
-        importance,
-        time_ms,
-        pairs,
-    } = payload;
-    alert_builder(&type_token, importance, time_ms, pairs, alert_id, host_id)?.build_messages()
+    alert_builder(
+        payload.type_token,
+        payload.importance,
+        payload.time_ms,
+        payload.pairs.iter().copied(),
+        alert_id,
+        host_id,
+    )?
+    .build_messages()
 }
 
 /// Checks that [`build_alert`] succeeds for `payload` with any host ID, without building the
 /// messages: what ingest runs, so that what it accepts encodes at delivery.
 pub fn check_alert(payload: &AlertPayload, alert_id: &str) -> Result<(), BuildError> {
-    let pairs = payload.pairs.iter().map(|(k, v)| (k, v.as_str()));
+    let pairs = payload.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     alert_builder(
         &payload.type_token,
         payload.importance,
@@ -97,21 +100,22 @@ pub fn check_alert(payload: &AlertPayload, alert_id: &str) -> Result<(), BuildEr
     .check_messages()
 }
 
-/// The builder of an alert with its relay-set keys (`dvchost`, `eventId`, `rt`) and `pairs`.
-fn alert_builder<K: AsRef<str>, V: Into<String>>(
+/// The builder of an alert with its relay-set keys (`dvchost`, `eventId`, `rt`) and `pairs`,
+/// borrowing every value.
+fn alert_builder<'v>(
     type_token: &str,
     importance: Importance,
     time_ms: i64,
-    pairs: impl IntoIterator<Item = (K, V)>,
-    alert_id: &str,
-    host_id: &str,
-) -> Result<AlertBuilder, BuildError> {
+    pairs: impl IntoIterator<Item = (&'v str, &'v str)>,
+    alert_id: &'v str,
+    host_id: &'v str,
+) -> Result<AlertBuilder<'v>, BuildError> {
     let mut b = AlertBuilder::new(type_token, importance.into())?
         .with("dvchost", host_id)?
         .with("eventId", alert_id)?
         .with_rt(time_ms, RtFormat::Text)?;
     for (k, v) in pairs {
-        b.set(k.as_ref(), v)?;
+        b.set(k, v)?;
     }
     Ok(b)
 }
@@ -172,12 +176,19 @@ impl MessageEncoder {
     ) -> Result<usize, EncodeError> {
         let seq = entry.seq;
         let kind = entry.record.kind;
+        let payload = &entry.record.payload;
+        if kind == RecordKind::Alert && payload.first() == Some(&ALERT_V1) {
+            // The common case, read without copying the values (so an alert payload is not
+            // among the cases below).
+            let p = AlertPayloadRef::decode(payload)
+                .map_err(|source| EncodeError::Payload { seq, source })?;
+            return self.encode_alert(entry, &p, now_ms, out);
+        }
         match (
             kind,
             Payload::decode(&entry.record.payload)
                 .map_err(|source| EncodeError::Payload { seq, source })?,
         ) {
-            (RecordKind::Alert, Payload::Alert(p)) => self.encode_alert(entry, p, now_ms, out),
             (RecordKind::Alert, Payload::Syslog(p)) => {
                 let (message, truncated) = self.encode_relayed(&p, now_ms);
                 out.push(message);
@@ -221,7 +232,7 @@ impl MessageEncoder {
     fn encode_alert(
         &self,
         entry: &OutboxEntry,
-        payload: AlertPayload,
+        payload: &AlertPayloadRef<'_>,
         now_ms: i64,
         out: &mut Vec<Vec<u8>>,
     ) -> Result<usize, EncodeError> {

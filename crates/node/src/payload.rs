@@ -59,6 +59,34 @@ pub struct AlertPayload {
     pub pairs: Vec<(String, String)>,
 }
 
+/// An alert payload read without copying its strings: they borrow from the payload bytes. The
+/// same bytes as [`AlertPayload`] (postcard writes a `String` and a `&str` alike); what delivery
+/// decodes, since the builder copies the values into the message anyway.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AlertPayloadRef<'a> {
+    /// The catalogue's type token.
+    pub type_token: &'a str,
+    /// The importance.
+    pub importance: Importance,
+    /// When the alert was raised, ms since the Unix epoch.
+    pub time_ms: i64,
+    /// Extension keys and values, as submitted.
+    #[serde(borrow)]
+    pub pairs: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> AlertPayloadRef<'a> {
+    /// Reads payload bytes written by [`AlertPayload::encode`], borrowing the strings; any other
+    /// kind is refused as an unknown format.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, PayloadError> {
+        match bytes.split_first() {
+            None => Err(PayloadError::Empty),
+            Some((&ALERT_V1, rest)) => Ok(postcard::from_bytes(rest)?),
+            Some((&other, _)) => Err(PayloadError::UnknownFormat(other)),
+        }
+    }
+}
+
 /// A CEF message received by the syslog listener, as stored in the outbox (the source and the
 /// alert ID, its dedup key, are in the record).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +225,32 @@ mod tests {
         assert!(matches!(
             AlertPayload::decode(&[]),
             Err(PayloadError::Empty)
+        ));
+    }
+
+    #[test]
+    fn the_borrowed_view_reads_the_bytes_of_an_owned_alert_payload() {
+        let p = AlertPayload {
+            type_token: "url_web".into(),
+            importance: Importance::High,
+            time_ms: -5,
+            pairs: vec![
+                ("request".into(), "http://x.test/ä=b".into()),
+                ("cs1".into(), String::new()),
+            ],
+        };
+        let bytes = p.encode().unwrap();
+        let r = AlertPayloadRef::decode(&bytes).unwrap();
+        assert_eq!(
+            (r.type_token, r.importance, r.time_ms),
+            ("url_web", Importance::High, -5)
+        );
+        assert_eq!(r.pairs, [("request", "http://x.test/ä=b"), ("cs1", "")]);
+        let err = AlertPayloadRef::decode(&[SYSLOG_V1, 0]).unwrap_err();
+        assert_eq!(err.to_string(), "unknown payload format 2");
+        assert!(matches!(
+            AlertPayloadRef::decode(&bytes[..bytes.len() - 1]),
+            Err(PayloadError::Decode(_))
         ));
     }
 
