@@ -53,6 +53,16 @@ async fn sigterm_stops_every_node_cleanly_and_a_restart_keeps_the_outbox() {
     let siem: SocketAddr = (net.ip(200), testkit::free_port(net.ip(200))).into();
     let mut cluster = Cluster::start(3, &siem_table(siem, ""));
     cluster.leader().await;
+    // Each node turned transparent huge pages off for itself (RSS at rest; main.rs).
+    for node in cluster.nodes.values() {
+        let pid = node.pid().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(
+            status.lines().any(|l| l == "THP_enabled:\t0"),
+            "node {} runs with transparent huge pages:\n{status}",
+            node.id
+        );
+    }
     let results = submit(&cluster.nodes[&2], vec![alert("kept-1"), alert("kept-2")]).await;
     assert!(results.iter().all(|r| r.outcome.is_some()), "{results:?}");
     for node in cluster.nodes.values_mut() {
